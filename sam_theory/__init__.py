@@ -1,0 +1,11 @@
+"""sam_theory: numerical, automatic verification of the theory of sharpness-aware minimization (SAM).
+
+The layout is the architecture: problems → optim → train → curvature → stability, convergence → checks → cli,
+plots. THEORY.md (shared with the project) is the specification of every formula.
+"""
+from . import convergence, curvature, optim, problems
+from .precision import float64
+from .train import History, train
+
+__version__ = "0.1.0"
+__all__ = ["problems", "optim", "curvature", "convergence", "train", "History", "float64"]

@@ -1,0 +1,121 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sam_theory import train
+from sam_theory.optim import Batch, sam, sgd, usam
+from sam_theory.problems import as_jax, linear_regression, take
+from sam_theory.train import log_steps, sample_indices
+
+
+@pytest.fixture
+def prob():
+    return linear_regression(n=16, p=40, seed=0)
+
+
+def test_history_layout(prob, x64):
+    h = train(prob, sam(0.5, 0.05), steps=10, batch_size=4, key=jax.random.key(0), log_every=3)
+    np.testing.assert_array_equal(h.steps, [0, 3, 6, 9, 10])
+    assert h.losses.shape == (5,) and h.test_losses.shape == (5,)
+    assert h.losses[0] == pytest.approx(float(prob.loss(prob.init(None))), rel=1e-14)
+    assert h.losses[-1] == pytest.approx(float(prob.loss(h.params)), rel=1e-12)
+    assert not h.diverged and h.diverged_at is None
+    assert h.config["optimizer"]["method"] == "sam" and h.config["batch_size"] == 4
+    assert h.grad_norms is None
+
+
+def test_full_batch_matches_python_loop_reference(prob, x64):
+    """The scan trainer reproduces per-step GD/SAM with the closed-form gradient."""
+    X, y = prob.X, prob.y
+    grad = lambda v: X.T @ (X @ v - y) / prob.n
+    h = train(prob, usam(0.7, 0.1), steps=25, batch_size=prob.n, key=jax.random.key(0))
+    w, ref = np.zeros(prob.p), []
+    for _ in range(25):
+        ref.append(0.5 * np.mean((X @ w - y) ** 2))
+        w = w - 0.7 * grad(w + 0.1 * grad(w))
+    ref.append(0.5 * np.mean((X @ w - y) ** 2))
+    np.testing.assert_allclose(h.losses, ref, rtol=1e-11)
+    np.testing.assert_allclose(h.params, w, rtol=1e-11, atol=1e-14)
+
+
+def test_stochastic_matches_manual_batches(prob, x64):
+    """The batches drawn inside the scan are the documented ones (key splitting reproduced by hand)."""
+    key = jax.random.key(5)
+    h = train(prob, sgd(0.5), steps=4, batch_size=5, key=key)
+    data = as_jax(prob.data)
+    w = jnp.zeros(prob.p)
+    for _ in range(4):
+        key, kb, _, _ = jax.random.split(key, 4)
+        idx = sample_indices(kb, prob.n, 5, False)
+        assert len(set(np.asarray(idx).tolist())) == 5  # without replacement inside a step
+        w, _ = sgd(0.5).step(w, (), Batch(take(data, idx), prob.batch_loss))
+    np.testing.assert_allclose(h.params, w, rtol=1e-13)
+
+
+def test_same_seed_same_result(prob, x64):
+    a = train(prob, sam(0.5, 0.05), steps=20, batch_size=4, key=jax.random.key(3))
+    b = train(prob, sam(0.5, 0.05), steps=20, batch_size=4, key=jax.random.key(3))
+    c = train(prob, sam(0.5, 0.05), steps=20, batch_size=4, key=jax.random.key(4))
+    np.testing.assert_array_equal(a.losses, b.losses)
+    assert not np.array_equal(a.losses, c.losses)
+
+
+def test_full_batch_is_deterministic_across_keys(prob, x64):
+    a = train(prob, sam(0.5, 0.05), steps=20, batch_size=prob.n, key=jax.random.key(3))
+    b = train(prob, sam(0.5, 0.05), steps=20, batch_size=prob.n, key=jax.random.key(9))
+    np.testing.assert_array_equal(a.losses, b.losses)
+
+
+def test_with_replacement_allows_large_batches(prob, x64):
+    h = train(prob, sgd(0.5), steps=5, batch_size=3 * prob.n, key=jax.random.key(0), replace=True)
+    assert h.losses[-1] < h.losses[0]
+    with pytest.raises(ValueError, match="batch_size"):
+        train(prob, sgd(0.5), steps=5, batch_size=prob.n + 1, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(steps=-1), "steps"), (dict(batch_size=0), "batch_size"), (dict(log_every=0), "log_every"),
+    (dict(params=jnp.full(40, jnp.nan)), "params"), (dict(max_loss=-1.0), "max_loss"),
+])
+def test_bad_trainer_arguments(prob, kwargs, name):
+    args = dict(steps=5, batch_size=4, key=jax.random.key(0)) | kwargs
+    with pytest.raises(ValueError, match=name):
+        train(prob, sgd(0.1), **args)
+
+
+def test_divergence_is_flagged_not_nan(prob, x64):
+    lam = prob.constants()["lam"]
+    h = train(prob, sgd(3.0 / lam), steps=2000, batch_size=prob.n, key=jax.random.key(0), log_every=10)
+    assert h.diverged and 0 < h.diverged_at <= 2000
+    assert np.all(np.isfinite(np.asarray(h.params)))
+    first_nan = np.argmax(np.isnan(h.losses))
+    assert np.all(np.isfinite(h.losses[:first_nan])) and np.all(np.isnan(h.losses[first_nan:]))
+    assert h.steps[first_nan] >= h.diverged_at
+    # a stable step size on the same problem does not diverge
+    assert not train(prob, sgd(1.0 / lam), steps=200, batch_size=prob.n, key=jax.random.key(0)).diverged
+
+
+def test_divergence_to_overflow_gives_step_index(x64):
+    prob = linear_regression(n=8, p=20, seed=1)
+    lam = prob.constants()["lam"]
+    h = train(prob, sgd(50.0 / lam), steps=3000, batch_size=8, key=jax.random.key(0), max_loss=float("inf"))
+    assert h.diverged and h.diverged_at is not None  # params overflowed to inf: flagged at the step
+    assert np.all(np.isfinite(np.asarray(h.params)))
+
+
+def test_track_grad_norm(prob, x64):
+    h = train(prob, sgd(0.5), steps=4, batch_size=prob.n, key=jax.random.key(0), track_grad_norm=True)
+    g0 = np.linalg.norm(prob.grad(prob.init(None)))
+    assert h.grad_norms[0] == pytest.approx(g0, rel=1e-12)
+
+
+def test_float32_path_stays_float32(prob):
+    h = train(prob, sam(0.5, 0.05), steps=5, batch_size=4, key=jax.random.key(0))
+    assert h.params.dtype == jnp.float32
+
+
+def test_log_steps():
+    np.testing.assert_array_equal(log_steps(10, 5), [0, 5, 10])
+    np.testing.assert_array_equal(log_steps(7, 5), [0, 5, 7])
+    np.testing.assert_array_equal(log_steps(0, 5), [0])
