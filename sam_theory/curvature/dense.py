@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from ..problems.base import Problem, as_jax
+from ..validation import check_int
+from .operators import hvp
 
 
 def flat_fn(fn, params):
@@ -14,14 +17,30 @@ def flat_fn(fn, params):
     return (lambda v: fn(unravel(v))), flat
 
 
-def hessian(fn, params) -> jax.Array:
-    """The (p, p) Hessian ∇²fn(params) over the raveled params, by forward-over-reverse autodiff."""
-    f, flat = flat_fn(fn, params)
-    return jax.jacfwd(jax.grad(f))(flat)
+def hessian(fn, params, chunk_size: int | None = None) -> jax.Array:
+    """The (p, p) Hessian ∇²fn(params) over the raveled params, by forward-over-reverse autodiff.
+
+    ``chunk_size=None`` builds all p columns at once (``jacfwd(grad)``). With ``chunk_size = c`` the gradient is
+    linearized once (`hvp`) and the columns H e_j are built c at a time by a vmapped HVP inside ``lax.map``, so
+    the working memory beyond the (p, p) result is O(c·p) plus one set of linearization residuals.
+    """
+    if chunk_size is None:
+        f, flat = flat_fn(fn, params)
+        return jax.jit(jax.jacfwd(jax.grad(f)))(flat)
+    chunk_size = check_int("chunk_size", chunk_size)
+    return _chunked_columns(hvp(fn, params), chunk_size)
+
+
+@jax.jit(static_argnames=("chunk_size",))
+def _chunked_columns(op, chunk_size: int):
+    p = op.size
+    column = lambda j: op.matvec(jax.nn.one_hot(j, p, dtype=op.dtype))
+    cols = lax.map(column, jnp.arange(p), batch_size=min(chunk_size, p))  # row j = H e_j
+    return cols.T
 
 
 def per_example_hessians(problem: Problem, params) -> jax.Array:
     """H_i = ∇²f_i(params) for every example, shape (n, p, p), vmapped over examples (THEORY.md §1, §4)."""
     data = as_jax(problem.data)
     one = lambda example: hessian(lambda p: problem.per_example_loss(p, example), params)
-    return jax.vmap(one)(data)
+    return jax.jit(jax.vmap(one))(data)
