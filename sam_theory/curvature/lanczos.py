@@ -73,11 +73,11 @@ def lanczos_tridiag(matvec, v0, num_iters: int, reortho: str, key):
     dtype = v0.dtype
     eps = jnp.finfo(dtype).eps
     basis = jnp.zeros((num_iters + 1, p), dtype).at[0].set(_normalize(v0))
-    keys = jax.random.split(key, num_iters)
+    restarts = jax.random.normal(key, (num_iters, p), dtype)  # drawn once: cheaper to compile than in the loop
 
     def step(carry, inputs):
         basis, beta_prev, anorm = carry
-        j, k = inputs
+        j, r = inputs
         q = basis[j]
         q_prev = jnp.where(j > 0, basis[jnp.maximum(j - 1, 0)], jnp.zeros_like(q))
         w = matvec(q)
@@ -88,14 +88,14 @@ def lanczos_tridiag(matvec, v0, num_iters: int, reortho: str, key):
         beta = jnp.linalg.norm(w)
         anorm = jnp.maximum(anorm, jnp.sqrt(alpha**2 + beta**2 + beta_prev**2))
         broken = beta <= 10 * eps * jnp.sqrt(p) * anorm
-        fresh = _normalize(_orthogonalize(jax.random.normal(k, (p,), dtype), basis))
+        fresh = _normalize(_orthogonalize(r, basis))
         q_next = jnp.where(broken, fresh, w / jnp.where(broken, 1.0, beta))
         beta = jnp.where(broken, jnp.zeros_like(beta), beta)
         basis = basis.at[j + 1].set(q_next)
         return (basis, beta, anorm), (alpha, beta)
 
     zero = jnp.zeros((), dtype)
-    (basis, _, _), (alphas, betas) = lax.scan(step, (basis, zero, zero), (jnp.arange(num_iters), keys))
+    (basis, _, _), (alphas, betas) = lax.scan(step, (basis, zero, zero), (jnp.arange(num_iters), restarts))
     return alphas, betas, basis
 
 
