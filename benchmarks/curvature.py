@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import best_time, machine  # noqa: E402
 
 from sam_theory.curvature import hessian, hvp, lanczos, per_example_hessians, per_example_hvp, slq  # noqa: E402
+from sam_theory.curvature.dense import _chunked_columns  # noqa: E402
 from sam_theory.curvature.lanczos import lanczos_tridiag  # noqa: E402
 from sam_theory.curvature.moments import moment_operator  # noqa: E402
 from sam_theory.curvature.toy import TanhNet  # noqa: E402
@@ -139,9 +140,12 @@ def bench_dense(args):
         mem_full = full.lower(flat).compile().memory_analysis().temp_size_in_bytes
         t_full = best_time(full, flat, repeats=3)
         t_chunk = best_time(lambda: hessian(prob.loss, params, chunk_size=64), repeats=3)
+        op = hvp(prob.loss, params)
+        mem_chunk = _chunked_columns.lower(op, chunk_size=64).compile().memory_analysis().temp_size_in_bytes
         out_mb = p * p * 4 / 2**20
         print(f"  p={p:6d}: jacfwd {t_full * 1e3:8.1f} ms (temp {mem_full / 2**20:7.1f} MiB), "
-              f"chunked(64) {t_chunk * 1e3:8.1f} ms incl. one linearization; output {out_mb:6.1f} MiB")
+              f"chunked(64) {t_chunk * 1e3:8.1f} ms incl. one linearization (temp {mem_chunk / 2**20:7.1f} MiB); "
+              f"output {out_mb:6.1f} MiB")
 
 
 def bench_moments(args):
@@ -170,6 +174,7 @@ def bench_slq(args):
         order, probes = 20, 50
         square = lambda t: t**2
         ours = jax.jit(lambda o, k: slq(o, square, probes, order, k).estimate)
+        ours_se = float(slq(op, square, probes, order, jax.random.key(0)).standard_error)
         integrand = funm.monte_carlo_funm_sym(funm.dense_funm_sym_eigh(square),
                                               __import__("matfree").decomp.tridiag_sym(order, reortho="full"))
         sampler = stochtrace.sampler_signs(jnp.zeros(op.size), num=probes)
@@ -187,7 +192,7 @@ def bench_slq(args):
         lam = float(np.linalg.eigvalsh(H)[-1])
         e_ours, e_theirs = float(ours(op, key)), float(theirs(op, key))
     print(f"SLQ tr(H²) (p={op.size}, order {order}, {probes} probes, float64): ours/matfree time "
-          f"{t_ours / t_theirs:5.2f}; estimates ours {e_ours:.6g}, matfree {e_theirs:.6g}, "
+          f"{t_ours / t_theirs:5.2f}; estimates ours {e_ours:.6g} ± {ours_se:.2g}, matfree {e_theirs:.6g}, "
           f"exact {exact:.6g}")
     print(f"  top Ritz value after 20 steps, same v0: rel. err ours {abs(top_ours - lam) / lam:.1e}, "
           f"matfree {abs(top_mf - lam) / lam:.1e}")

@@ -78,7 +78,7 @@ def _linearize_stacked_grad(loss: _FlatLoss, stacked, data):
 
 
 def _is_flat(v, size: int) -> bool:
-    return isinstance(v, (jax.Array, jnp.ndarray)) and getattr(v, "shape", None) == (size,)
+    return isinstance(v, (jax.Array, np.ndarray)) and getattr(v, "shape", None) == (size,)
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["apply"],
@@ -191,8 +191,8 @@ class PerExampleHVP:
     unravel: Callable | None = None
 
     def __call__(self, v):
-        if isinstance(v, (jax.Array, jnp.ndarray)) and v.shape in ((self.size,), (self.n, self.size)):
-            flat = v
+        if isinstance(v, (jax.Array, np.ndarray)) and v.shape in ((self.size,), (self.n, self.size)):
+            flat = jnp.asarray(v)
             pytree_out = False
         else:
             flat = ravel_pytree(v)[0]
