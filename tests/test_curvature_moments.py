@@ -5,25 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from sam_theory.curvature import enumerate_batches, hessian_moments, per_example_hessians, s2_factor
+from sam_theory.curvature import (enumerate_batches, hessian_moments, moments_discrepancy, per_example_hessians,
+                                  s2_factor)
 from sam_theory.curvature.toy import TanhNet
 from sam_theory.problems import linear_regression
-
-FIELDS_SCALAR = ("a", "frobenius")
-FIELDS_DICT = ("traces", "s_max", "s_min", "per_sample_trace_mean", "per_sample_trace_std")
-
-
-def assert_moments_close(m, d, rtol=1e-10):
-    """Matrix-free vs dense, relative to the scale of each quantity (S_k ends relative to ‖S_k‖)."""
-    for f in FIELDS_SCALAR:
-        assert abs(getattr(m, f) - getattr(d, f)) <= rtol * abs(getattr(d, f)), f
-    for f in FIELDS_DICT:
-        for k in d.orders:
-            # S_k's ends relative to ‖S_k‖ or, when S_k = 0 (b = n), to ‖H‖_F^k
-            scale = max(abs(d.s_max[k]), abs(d.s_min[k]), d.frobenius**k * 1e-6) if f.startswith("s_") \
-                else abs(getattr(d, f)[k])
-            assert abs(getattr(m, f)[k] - getattr(d, f)[k]) <= rtol * max(scale, 1e-300), (f, k)
-
 
 def test_linear_regression_closed_form(x64):
     prob = linear_regression(n=7, p=10, seed=2)
@@ -93,7 +78,7 @@ def test_matrix_free_equals_dense_tanh_net(x64, batch_size, replace):
     params = prob.init(jax.random.key(1))
     d = hessian_moments(prob, params, batch_size=batch_size, replace=replace)
     m = hessian_moments(prob, params, batch_size=batch_size, replace=replace, method="matrix_free")
-    assert_moments_close(m, d)
+    assert moments_discrepancy(m, d) <= 1.0
 
 
 def test_matrix_free_hutchinson_traces(x64):
@@ -105,6 +90,7 @@ def test_matrix_free_hutchinson_traces(x64):
     for k in d.orders:
         assert abs(m.traces[k] - d.traces[k]) < 4 * m.trace_se[k]
         assert abs(m.per_sample_trace_mean[k] - d.per_sample_trace_mean[k]) < 4 * m.per_sample_trace_se[k]
+    assert m.s_max == pytest.approx(d.s_max, rel=1e-10)  # the S_k ends do not depend on the trace method
 
 
 def test_moments_validation(x64):

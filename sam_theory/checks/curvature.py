@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import (hessian, hessian_moments, hvp, per_example_hessians, per_example_hvp, slq,
-                         top_eigenvalues, trace)
+from ..curvature import (hessian, hessian_moments, hvp, moments_discrepancy, per_example_hessians,
+                         per_example_hvp, slq, top_eigenvalues, trace)
 from ..curvature.toy import TanhNet
 from ..problems import linear_regression
 from .foundation import EXACT_TOL, rel_err
@@ -139,8 +139,8 @@ def moments_matrix_free_vs_dense(ctx) -> CheckResult:
     """`hessian_moments` matrix-free (per-example HVPs + Lanczos) against dense (per-example Hessians + eigh).
 
     Compared: a, tr(H^k), ‖H‖_F, λ_max(S_k), λ_min(S_k), mean and std of tr(H_i^k), k = 1..4, for b = 1 and
-    b = 3 without replacement (quick), and b = 2 with replacement (full mode). Tolerance for each Lanczos eigenvalue θ (the explicit Lanczos
-    tolerance): |θ − λ_dense| ≤ 1e-10·scale + r, where r = β_m|s_m| is its residual norm (for symmetric S_k
+    b = 3 without replacement (quick), and b = 2 with replacement (full mode); see `moments_discrepancy`.
+    Tolerance for each Lanczos eigenvalue θ (the explicit Lanczos tolerance): |θ − λ_dense| ≤ 1e-10·scale + r, where r = β_m|s_m| is its residual norm (for symmetric S_k
     some eigenvalue lies within r of θ) and scale = max(|λ_max(S_k)|, |λ_min(S_k)|); with as many Lanczos steps
     as parameters r is at round-off, so the comparison is [exact]. Traces and per-sample statistics: 1e-10.
     """
@@ -150,19 +150,8 @@ def moments_matrix_free_vs_dense(ctx) -> CheckResult:
     for b, replace in cases:
         d = hessian_moments(prob, params, batch_size=b, replace=replace)
         m = hessian_moments(prob, params, batch_size=b, replace=replace, method="matrix_free")
-        errs = [abs(m.a - d.a) / (EXACT_TOL * abs(d.a) + m.a_residual),
-                abs(m.frobenius - d.frobenius) / (EXACT_TOL * d.frobenius)]
-        for k in d.orders:
-            scale = max(abs(d.s_max[k]), abs(d.s_min[k]))
-            for got, ref, r in ((m.s_max[k], d.s_max[k], m.s_residuals[k][0]),
-                                (m.s_min[k], d.s_min[k], m.s_residuals[k][1])):
-                tol = EXACT_TOL * scale + r
-                errs.append(abs(got - ref) / tol if tol > 0 else (0.0 if got == ref else np.inf))
-                max_res = max(max_res, r)
-            for field in ("traces", "per_sample_trace_mean", "per_sample_trace_std"):
-                ref = getattr(d, field)[k]
-                errs.append(abs(getattr(m, field)[k] - ref) / (EXACT_TOL * abs(ref)))
-        ratio = max(errs)
+        max_res = max([max_res, m.a_residual] + [max(r) for r in m.s_residuals.values()])
+        ratio = moments_discrepancy(m, d, EXACT_TOL)
         worst = max(worst, ratio)
         lines.append(f"b={b}{' (with repl.)' if replace else ''}: worst error/tolerance {ratio:.2g}, "
                      f"S_3 spectrum [{d.s_min[3]:.3g}, {d.s_max[3]:.3g}], s_2..4 = "

@@ -78,6 +78,31 @@ class HessianMoments:
     orders: tuple
 
 
+def moments_discrepancy(measured: HessianMoments, reference: HessianMoments, rtol: float = 1e-10) -> float:
+    """max over every reported quantity of |measured − reference| / tolerance (≤ 1 means agreement).
+
+    Tolerances: rtol·|reference| for a, ‖H‖_F, tr(H^k) and the per-sample statistics (plus the trace SE when
+    ``measured`` used Hutchinson probes: then 4 SE); for the Lanczos values a and λ_max/λ_min(S_k) the residual
+    norm r is added (a symmetric operator has an eigenvalue within r of each Ritz value), and S_k's ends are
+    scaled by max(|λ_max(S_k)|, |λ_min(S_k)|) or, when S_k = 0 (b = n), by ‖H‖_F^k.
+    """
+    def ratio(got, ref, tol):
+        err = abs(got - ref)
+        return err / tol if tol > 0 else (0.0 if err == 0 else float("inf"))
+
+    out = [ratio(measured.a, reference.a, rtol * abs(reference.a) + measured.a_residual),
+           ratio(measured.frobenius, reference.frobenius, rtol * reference.frobenius)]
+    for k in reference.orders:
+        scale = max(abs(reference.s_max[k]), abs(reference.s_min[k])) or reference.frobenius**k
+        for field, r in (("s_max", measured.s_residuals[k][0]), ("s_min", measured.s_residuals[k][1])):
+            out.append(ratio(getattr(measured, field)[k], getattr(reference, field)[k], rtol * scale + r))
+        for field, se in (("traces", measured.trace_se[k]), ("per_sample_trace_mean", measured.per_sample_trace_se[k]),
+                          ("per_sample_trace_std", 0.0)):
+            ref = getattr(reference, field)[k]
+            out.append(ratio(getattr(measured, field)[k], ref, rtol * abs(ref) + 4 * se))
+    return float(max(out))
+
+
 def real_root(x: float, k: int) -> float:
     """sign(x)|x|^{1/k}: the real k-th root (s_k of an indefinite S_3 may be negative)."""
     return float(np.sign(x) * abs(x) ** (1.0 / k))
