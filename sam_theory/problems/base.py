@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..tree import num_elements
+from ..validation import check_choice, check_nonnegative
+from .masks import PRUNERS, apply_mask, check_sparsity, make_mask
 
 Params = Any
 Example = Any
@@ -48,14 +50,37 @@ class Problem:
     test_data: Any = None
     weight_decay: float = 0.0  # explicit penalty R(x) = (weight_decay/2)‖x‖², see `penalty`
     perturb_weight_decay: bool = False  # whether R enters the SAM perturbation (THEORY.md §2)
+    mask: Any = None  # sparsity mask pytree (0/1), applied inside the loss; see `problems.masks`
+    is_classification: bool = False
 
-    # --- to implement -------------------------------------------------------------------------------
-    def init(self, key) -> Params:
+    # --- to implement: either `init` and `per_example_loss`, or `_init` and `_loss` (then masks work) -----
+    def _init(self, key) -> Params:
         raise NotImplementedError
+
+    def _loss(self, params: Params, example: Example):
+        raise NotImplementedError
+
+    def init(self, key) -> Params:
+        """Initial parameters (masked entries are exactly 0)."""
+        return apply_mask(self._init(key), self.mask)
 
     def per_example_loss(self, params: Params, example: Example):
-        """f_i(params) for one example (no leading axis)."""
-        raise NotImplementedError
+        """f_i(params ⊙ mask) for one example (no leading axis)."""
+        return self._loss(apply_mask(params, self.mask), example)
+
+    def _configure(self, *, seed: int, weight_decay: float = 0.0, perturb_weight_decay: bool = False,
+                   sparsity: float = 0.0, pruner: str = "random"):
+        """Validate and set the shared options (weight decay, sparsity mask); call once data exist."""
+        check_nonnegative("weight_decay", weight_decay)
+        self.weight_decay, self.perturb_weight_decay = float(weight_decay), bool(perturb_weight_decay)
+        self.sparsity, self.pruner = check_sparsity(sparsity), check_choice("pruner", pruner, PRUNERS)
+        self.mask = None
+        if self.sparsity > 0:
+            from ..precision import float64
+            with float64():
+                ref = self._init(jax.random.key(seed))
+                grad = jax.grad(lambda q: self.batch_loss(q, as_jax(self.data)))(ref) if pruner == "snip" else None
+                self.mask = make_mask(ref, self.sparsity, pruner, seed=seed, grad=grad)
 
     # --- derived ------------------------------------------------------------------------------------
     @property
@@ -64,8 +89,15 @@ class Problem:
 
     @property
     def num_params(self) -> int:
-        """p, the number of scalar parameters (THEORY.md §1)."""
+        """p, the number of scalar parameters (THEORY.md §1), masked ones included."""
         return num_elements(jax.eval_shape(self.init, jax.random.key(0)))
+
+    @property
+    def num_effective_params(self) -> int:
+        """The number of parameters the sparsity mask keeps (= num_params without a mask)."""
+        if self.mask is None:
+            return self.num_params
+        return int(sum(np.sum(m) for m in jax.tree.leaves(self.mask)))
 
     def batch_losses(self, params: Params, examples) -> jax.Array:
         """(f_i(params))_i over a pytree of examples with a leading axis."""
@@ -102,8 +134,13 @@ class Problem:
         """True iff every per-example loss is ≤ tol (THEORY.md §1, interpolation)."""
         return bool(jnp.max(self.losses(params)) <= tol)
 
+    def test_accuracy(self, params: Params) -> jax.Array:
+        """Fraction of test examples classified correctly (classification problems only)."""
+        raise ValueError(f"{self.name} is not a classification problem; test_accuracy is undefined")
+
     def describe(self) -> dict:
-        return {"name": self.name, "n": self.n, "num_params": self.num_params}
+        return {"name": self.name, "n": self.n, "num_params": self.num_params,
+                "num_effective_params": self.num_effective_params}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k != "name")

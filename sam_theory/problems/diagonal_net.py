@@ -1,0 +1,112 @@
+"""Diagonal linear networks, THEORY.md §3.3 and §9 (the Andriushchenko–Flammarion setup).
+
+Loss (1/2n)‖Xβ − y‖², i.e. f_i = ½(x_iᵀβ − y_i)², with X ~ N(0, I), y = Xθ★, θ★ k-sparse of unit norm.
+Forms of β(params):
+  "uv":    depth 2: β = u ⊙ v, params {"u", "v"}, init u = α·1, v = 0;
+           depth D > 2: β = Π_k w_k, params {"w": (D, d)}, init w_1..w_{D−1} = α·1, w_D = 0;
+  "u2-v2": β = u^D − v^D (D = depth, elementwise powers), params {"u", "v"}, init u = v = α·1 (β = 0).
+The Hessian of the u⊙v loss in closed form (`hessian_closed_form`): with r = Xβ − y, G = XᵀX/n, g = Xᵀr/n,
+  H_uu = diag(v) G diag(v),  H_vv = diag(u) G diag(u),  H_uv = diag(v) G diag(u) + diag(g).
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..validation import check_choice, check_int, check_nonnegative, check_positive
+from .base import Problem
+from .masks import apply_mask
+
+FORMS = ("uv", "u2-v2")
+
+
+class DiagonalLinearNet(Problem):
+    name = "diagonal_linear_net"
+
+    def __init__(self, n=20, d=30, k=3, *, alpha=0.1, form="uv", depth=2, noise=0.0, n_test=1000, seed=0,
+                 sparsity=0.0, pruner="random", weight_decay=0.0, perturb_weight_decay=False):
+        self.n_train, self.d, self.k = check_int("n", n), check_int("d", d), check_int("k", k)
+        if k > d:
+            raise ValueError(f"k must be <= d, got k={k}, d={d}")
+        self.alpha = float(check_positive("alpha", alpha))
+        self.form = check_choice("form", form, FORMS)
+        self.depth = check_int("depth", depth, minimum=2)
+        self.noise = float(check_nonnegative("noise", noise))
+        self.n_test, self.seed = check_int("n_test", n_test, minimum=0), seed
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((n, d))
+        theta = np.zeros(d)
+        support = np.sort(rng.choice(d, k, replace=False))
+        theta[support] = rng.standard_normal(k)
+        theta /= np.linalg.norm(theta)
+        self.theta_star, self.support = theta, support
+        y = X @ theta + self.noise * rng.standard_normal(n)
+        X_test = rng.standard_normal((n_test, d))
+        self.X, self.y = X, y
+        self.data = (X, y)
+        self.test_data = (X_test, X_test @ theta) if n_test else None
+        self._configure(seed=seed, weight_decay=weight_decay, perturb_weight_decay=perturb_weight_decay,
+                        sparsity=sparsity, pruner=pruner)
+
+    def _init(self, key=None):
+        a = self.alpha * jnp.ones(self.d)
+        if self.form == "u2-v2":
+            return {"u": a, "v": a}
+        if self.depth == 2:
+            return {"u": a, "v": jnp.zeros(self.d)}
+        return {"w": jnp.concatenate([jnp.tile(a, (self.depth - 1, 1)), jnp.zeros((1, self.d))])}
+
+    def _beta(self, params):
+        if self.form == "u2-v2":
+            return params["u"] ** self.depth - params["v"] ** self.depth
+        if "w" in params:
+            return jnp.prod(params["w"], axis=0)
+        return params["u"] * params["v"]
+
+    def beta(self, params):
+        """The linear predictor β(params ⊙ mask)."""
+        return self._beta(apply_mask(params, self.mask))
+
+    def _loss(self, params, example):
+        x, y = example
+        return 0.5 * (jnp.dot(x, self._beta(params)) - y) ** 2
+
+    def hessian_closed_form(self, params):
+        """The (2d, 2d) Hessian of (1/2n)‖X(u⊙v) − y‖² over (u, v) (form "uv", depth 2; module docstring)."""
+        if self.form != "uv" or self.depth != 2:
+            raise ValueError("hessian_closed_form is for form='uv', depth=2")
+        u, v = np.asarray(params["u"]), np.asarray(params["v"])
+        G = self.X.T @ self.X / self.n
+        g = self.X.T @ (self.X @ (u * v) - self.y) / self.n
+        Huu = v[:, None] * G * v[None, :]
+        Hvv = u[:, None] * G * u[None, :]
+        Huv = v[:, None] * G * u[None, :] + np.diag(g)
+        return np.block([[Huu, Huv], [Huv.T, Hvv]])
+
+    def interpolating_params(self) -> dict:
+        """An exact factorization of θ★ (u = θ★, v = 1, or the matching u, v for the other forms)."""
+        t = self.theta_star
+        if self.form == "u2-v2":
+            return {"u": jnp.asarray(np.maximum(t, 0) ** (1 / self.depth)),
+                    "v": jnp.asarray(np.maximum(-t, 0) ** (1 / self.depth))}
+        if self.depth == 2:
+            return {"u": jnp.asarray(t), "v": jnp.ones(self.d)}
+        return {"w": jnp.concatenate([jnp.ones((self.depth - 1, self.d)), jnp.asarray(t)[None]])}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "d": self.d, "k": self.k, "alpha": self.alpha, "form": self.form,
+                "depth": self.depth, "noise": self.noise, "seed": self.seed, "weight_decay": self.weight_decay}
+
+
+def diagonal_linear_net(n=20, d=30, k=3, *, alpha=0.1, form="uv", depth=2, noise=0.0, n_test=1000, seed=0,
+                        sparsity=0.0, pruner="random", weight_decay=0.0,
+                        perturb_weight_decay=False) -> DiagonalLinearNet:
+    """The Andriushchenko–Flammarion diagonal linear network (THEORY.md §3.3, §9); see `DiagonalLinearNet`.
+
+    Defaults n = 20, d = 30, k = 3, α = 0.1 are their setup (step 5/d–15/d, 10⁴ steps). The scale α of the
+    initialization is the knob of the implicit bias (small α ⇒ close to min ℓ1); ``noise`` adds Gaussian label
+    noise to the training targets only.
+    """
+    return DiagonalLinearNet(n, d, k, alpha=alpha, form=form, depth=depth, noise=noise, n_test=n_test, seed=seed,
+                             sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
+                             perturb_weight_decay=perturb_weight_decay)

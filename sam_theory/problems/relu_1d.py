@@ -1,0 +1,47 @@
+"""1-D ReLU regression, THEORY.md §3.5: 12 points x = (−5.5, −4.5, …, 5.5)/4 + 0.07,
+y = 0.345 + (−2, 1.5, 0, 0, 2, 1, 0, −1, 0, 1, 2, −1); one hidden ReLU layer, 10 (under-) or 100 (over-
+parameterized) units: f(x) = Σ_j v_j relu(w_j x + b_j) + c, init w_j, b_j ~ N(0, 1), v_j ~ N(0, 1/m), c = 0,
+square loss ½(f − y)². The 12 points are the whole data set: there is no test distribution.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..validation import check_int
+from .base import Problem
+
+X_1D = (np.arange(-5.5, 6.0, 1.0)) / 4 + 0.07
+Y_1D = 0.345 + np.array([-2, 1.5, 0, 0, 2, 1, 0, -1, 0, 1, 2, -1], dtype=np.float64)
+
+
+class ReLU1D(Problem):
+    name = "relu_1d"
+
+    def __init__(self, width, *, seed=0, sparsity=0.0, pruner="random", weight_decay=0.0,
+                 perturb_weight_decay=False):
+        self.width, self.seed = check_int("width", width), seed
+        self.data = (X_1D.copy(), Y_1D.copy())
+        self._configure(seed=seed, weight_decay=weight_decay, perturb_weight_decay=perturb_weight_decay,
+                        sparsity=sparsity, pruner=pruner)
+
+    def _init(self, key):
+        kw, kb, kv = jax.random.split(key, 3)
+        m = self.width
+        return {"w": jax.random.normal(kw, (m,)), "b": jax.random.normal(kb, (m,)),
+                "v": jax.random.normal(kv, (m,)) / np.sqrt(m), "c": jnp.zeros(())}
+
+    def _loss(self, params, example):
+        x, y = example
+        f = jnp.dot(params["v"], jax.nn.relu(params["w"] * x + params["b"])) + params["c"]
+        return 0.5 * (f - y) ** 2
+
+    def describe(self) -> dict:
+        return {**super().describe(), "width": self.width, "seed": self.seed}
+
+
+def relu_1d(width, *, seed=0, sparsity=0.0, pruner="random", weight_decay=0.0, perturb_weight_decay=False) -> ReLU1D:
+    """The 12-point 1-D ReLU regression of THEORY.md §3.5 with ``width`` hidden units (10 under-, 100 over-)."""
+    return ReLU1D(width, seed=seed, sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
+                  perturb_weight_decay=perturb_weight_decay)
