@@ -3,11 +3,10 @@
 The problems of issue 3 are skipped until they exist in `sam_theory.problems`.
 """
 import jax
-import numpy as np
 import pytest
 
 from sam_theory import problems
-from sam_theory.curvature import hessian, hessian_moments, hvp, moments_discrepancy
+from sam_theory.curvature import hessian_moments, moments_discrepancy
 
 SMALL = {
     "linear_regression": dict(n=6, p=9),
@@ -30,8 +29,6 @@ def test_matrix_free_equals_dense(x64, name):
     prob = build(name)
     params = prob.init(jax.random.key(1))
     params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(2), x.shape, x.dtype), params)
-    np.testing.assert_allclose(hvp(prob.loss, params).as_dense(), hessian(prob.loss, params), rtol=1e-10,
-                               atol=1e-12)
     d = hessian_moments(prob, params)
     m = hessian_moments(prob, params, method="matrix_free")
     assert moments_discrepancy(m, d) <= 1.0
