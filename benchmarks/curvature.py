@@ -47,6 +47,20 @@ def mlp_loss(params, x, y):
     return 0.5 * jnp.mean(jnp.sum((out - y) ** 2, axis=1))
 
 
+def paired_ratio(fn_a, args_a, fn_b, args_b, rounds=15, number=10):
+    """Median over rounds of time(a)/time(b), a and b timed back to back in each round (robust to load drift on a
+    shared machine), and the ratio of the best times."""
+    jax.block_until_ready(fn_a(*args_a))
+    jax.block_until_ready(fn_b(*args_b))
+    ratios, best_a, best_b = [], float("inf"), float("inf")
+    for _ in range(rounds):
+        ta = best_time(fn_a, *args_a, repeats=1, number=number)
+        tb = best_time(fn_b, *args_b, repeats=1, number=number)
+        ratios.append(ta / tb)
+        best_a, best_b = min(best_a, ta), min(best_b, tb)
+    return float(np.median(ratios)), best_a / best_b, best_a, best_b
+
+
 def bench_hvp(args):
     sizes = [args.input, args.width, args.width, args.out]
     key = jax.random.key(0)
@@ -56,10 +70,9 @@ def bench_hvp(args):
     loss = lambda p: mlp_loss(p, x, y)
     p = sum(l.size for l in jax.tree.leaves(params))
     grad = jax.jit(jax.grad(loss))
-    t_grad = best_time(grad, params, number=10)
     op = hvp(loss, params)
     v = jax.random.normal(jax.random.key(3), (op.size,))
-    t_hvp = best_time(op.matvec, v, number=10)
+    med, best, t_hvp, t_grad = paired_ratio(op.matvec, (v,), grad, (params,))
     t_lin = best_time(lambda: hvp(loss, params).apply.args, repeats=3)  # one linearization (after compile)
     from jax.flatten_util import ravel_pytree
     flat, unravel = ravel_pytree(params)
@@ -72,8 +85,8 @@ def bench_hvp(args):
     mf = jax.jit(lambda o, v0: jnp.linalg.eigvalsh(tri(o.matvec, v0).J_small))
     t_mf = best_time(mf, op, v, repeats=3)
     print(f"MLP {sizes}, batch {args.batch}, p = {p}, float32")
-    print(f"  HVP (linearized) / gradient          : {t_hvp / t_grad:6.2f}  (grad {t_grad * 1e3:.2f} ms, "
-          f"HVP {t_hvp * 1e3:.2f} ms)")
+    print(f"  HVP (linearized) / gradient          : {med:6.2f}  median of 15 paired rounds; ratio of best times "
+          f"{best:.2f} (grad {t_grad * 1e3:.2f} ms, HVP {t_hvp * 1e3:.2f} ms)")
     print(f"  jvp(grad) recomputed / gradient      : {t_jvp / t_grad:6.2f}")
     print(f"  one linearization / gradient         : {t_lin / t_grad:6.2f}")
     print(f"  20 Lanczos steps (ours) / one HVP    : {t_lz / t_hvp:6.2f}  ({t_lz * 1e3:.1f} ms)")
