@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.tree_util import Partial
 
@@ -34,13 +35,50 @@ def _call_rows(fn: Partial, vs):
     return jax.vmap(fn)(vs)
 
 
-def _linearize(fn, x) -> Partial:
-    """The linear map t ↦ J_fn(x) t as a `Partial` holding the residuals, computed in one compiled pass."""
-    return jax.jit(lambda y: jax.linearize(fn, y)[1])(x)
+@dataclasses.dataclass(frozen=True)
+class Unravel:
+    """Flat vector → parameter pytree, hashable (equal structures compare equal), so that operators built at
+    different points of the same model share their compiled code (it is static metadata of the pytree)."""
+
+    treedef: Any
+    shapes: tuple
+    dtypes: tuple
+
+    @staticmethod
+    def of(params) -> "Unravel":
+        leaves, treedef = jax.tree.flatten(params)
+        return Unravel(treedef, tuple(jnp.shape(x) for x in leaves), tuple(jnp.result_type(x) for x in leaves))
+
+    def __call__(self, flat):
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        parts = jnp.split(flat, np.cumsum(sizes)[:-1]) if sizes else []
+        return jax.tree.unflatten(self.treedef, [p.reshape(s).astype(d) for p, s, d in
+                                                 zip(parts, self.shapes, self.dtypes)])
+
+
+@dataclasses.dataclass(frozen=True)
+class _FlatLoss:
+    """x ↦ fn(unravel(x)) (hashable when fn is: a module-level function or a bound method of a problem)."""
+
+    fn: Callable
+    unravel: Unravel
+
+    def __call__(self, x, *args):
+        return self.fn(self.unravel(x), *args)
+
+
+@jax.jit(static_argnums=0)
+def _linearize_grad(loss: _FlatLoss, flat):
+    return jax.linearize(jax.grad(loss), flat)[1]
+
+
+@jax.jit(static_argnums=0)
+def _linearize_stacked_grad(loss: _FlatLoss, stacked, data):
+    return jax.linearize(lambda xs: jax.vmap(jax.grad(loss))(xs, data), stacked)[1]
 
 
 def _is_flat(v, size: int) -> bool:
-    return isinstance(v, (jax.Array, jnp.ndarray)) and getattr(v, "shape", None) == (size,)
+    return isinstance(v, (jax.Array, np.ndarray)) and getattr(v, "shape", None) == (size,)
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["apply"],
@@ -116,17 +154,21 @@ def hvp(fn: Callable, params) -> LinearOperator:
     their residuals; each product then evaluates only the linear jvp of the gradient (≈ one extra gradient's
     cost). Works on raveled vectors and on parameter pytrees, and is vmappable (``op.matmat``).
     """
-    flat, unravel = ravel_pytree(params)
-    flat_loss = lambda v: fn(unravel(v))
-    lin = _linearize(jax.grad(flat_loss), flat)
+    flat, unravel = ravel_pytree(params)[0], Unravel.of(params)
+    lin = _linearize_grad(_FlatLoss(fn, unravel), flat)  # compiled once per (fn, structure): cache hits after
     return LinearOperator(lin, flat.shape[0], flat.dtype, unravel)
 
 
-def _per_example_at(loss, flat, data, idx, vs):
-    """H_{idx_j} v_j for each j by a vmapped jvp of the gradient (no stored linearization)."""
-    def one(example, v):
-        return jax.jvp(jax.grad(lambda x: loss(x, example)), (flat,), (v,))[1]
-    return jax.vmap(one)(take(data, idx), vs)
+@dataclasses.dataclass(frozen=True)
+class _PerExampleAt:
+    """(flat, data, idx, vs) ↦ (H_{idx_j} v_j)_j by a vmapped jvp of the gradient (no stored linearization)."""
+
+    loss: _FlatLoss
+
+    def __call__(self, flat, data, idx, vs):
+        def one(example, v):
+            return jax.jvp(jax.grad(lambda x: self.loss(x, example)), (flat,), (v,))[1]
+        return jax.vmap(one)(take(data, idx), vs)
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["apply", "apply_at"],
@@ -149,8 +191,8 @@ class PerExampleHVP:
     unravel: Callable | None = None
 
     def __call__(self, v):
-        if isinstance(v, (jax.Array, jnp.ndarray)) and v.shape in ((self.size,), (self.n, self.size)):
-            flat = v
+        if isinstance(v, (jax.Array, np.ndarray)) and v.shape in ((self.size,), (self.n, self.size)):
+            flat = jnp.asarray(v)
             pytree_out = False
         else:
             flat = ravel_pytree(v)[0]
@@ -169,8 +211,7 @@ class PerExampleHVP:
 
     def mean_operator(self) -> LinearOperator:
         """H = (1/n) Σ_i H_i as a flat `LinearOperator`."""
-        return LinearOperator(Partial(functools.partial(_broadcast_mean, n=self.n), self.apply),
-                              self.size, self.dtype, self.unravel)
+        return LinearOperator(Partial(_BroadcastMean(self.n), self.apply), self.size, self.dtype, self.unravel)
 
     def power_mean(self, v, k: int):
         """(1/n) Σ_i H_i^k v for a flat (p,) vector: k applications of the per-example map."""
@@ -185,8 +226,14 @@ def _power_mean(apply: Partial, v, n: int, k: int):
     return jnp.mean(u, axis=0)
 
 
-def _broadcast_mean(apply, v, *, n: int):
-    return jnp.mean(apply(jnp.broadcast_to(v, (n,) + v.shape)), axis=0)
+@dataclasses.dataclass(frozen=True)
+class _BroadcastMean:
+    """(apply, v) ↦ mean_i (apply(v, …, v))_i = H v (hashable: equal n share compiled code)."""
+
+    n: int
+
+    def __call__(self, apply, v):
+        return jnp.mean(apply(jnp.broadcast_to(v, (self.n,) + v.shape)), axis=0)
 
 
 def per_example_hvp(problem: Problem, params) -> PerExampleHVP:
@@ -195,14 +242,9 @@ def per_example_hvp(problem: Problem, params) -> PerExampleHVP:
     Linearizes the stacked per-example gradient X ↦ (∇f_i(X_i))_{i=1..n} once at X_i = params, so a product
     with all n Hessians costs one vmapped tangent pass.
     """
-    flat, unravel = ravel_pytree(params)
+    flat, unravel = ravel_pytree(params)[0], Unravel.of(params)
     data = as_jax(problem.data)
-    loss = _flat_example_loss(problem.per_example_loss, unravel)
-    stacked_grad = lambda xs: jax.vmap(jax.grad(loss))(xs, data)
-    lin = _linearize(stacked_grad, jnp.broadcast_to(flat, (problem.n, flat.shape[0])))
-    apply_at = Partial(functools.partial(_per_example_at, loss), flat, data)
+    loss = _FlatLoss(problem.per_example_loss, unravel)
+    lin = _linearize_stacked_grad(loss, jnp.broadcast_to(flat, (problem.n, flat.shape[0])), data)
+    apply_at = Partial(_PerExampleAt(loss), flat, data)
     return PerExampleHVP(lin, apply_at, problem.n, flat.shape[0], flat.dtype, unravel)
-
-
-def _flat_example_loss(per_example_loss, unravel):
-    return lambda x, example: per_example_loss(unravel(x), example)

@@ -1,0 +1,198 @@
+"""Stochastic trace estimation, stochastic Lanczos quadrature and spectral densities (THEORY.md §4).
+
+- Hutchinson: tr(A) ≈ (1/N) Σ_j z_jᵀ A z_j with Rademacher z_j (unbiased; Var zᵀAz = 2(‖A‖_F² − Σ_i A_ii²)).
+  Standard error: the sample standard deviation of the N quadratic forms over √N.
+- Hutch++ (Meyer, Musco, Musco & Woodruff 2021): with a budget of N matvecs, s = ⌊N/3⌋ sketch vectors S,
+  Q = orth(A S), then tr(A) = tr(QᵀAQ) + tr((I − QQᵀ)A(I − QQᵀ)), the first term exact (s matvecs), the second by
+  Hutchinson with g = N − 2s probes projected onto range(Q)^⊥. Standard error: from the sample variance of the g
+  residual-part quadratic forms, SE = std/√g. It is the exact conditional standard error given Q, and because the
+  split is an identity for every Q (E[estimate | Q] = tr A), E[SE²] = Var(estimate): it is calibrated unconditionally.
+- SLQ (Ubaru, Chen & Saad 2017): zᵀ f(A) z ≈ ‖z‖² Σ_i τ_i² f(θ_i) with (θ_i, τ_i) the eigenvalues and first
+  eigenvector components of the Lanczos T_m started at z/‖z‖ (Gauss quadrature, exact for polynomials of degree
+  ≤ 2m − 1). tr f(A) is the mean over Rademacher probes; its SE is std/√N over probes.
+- Spectral density: φ_σ(t) = (1/p) Σ_λ N(t; λ, σ²), estimated by the probe mean of Σ_i τ_i² N(t; θ_i, σ²).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ..validation import check_choice, check_int, check_positive
+from .lanczos import REORTHO, lanczos_tridiag, tridiagonal
+from .operators import LinearOperator
+
+TRACE_METHODS = ("hutchinson", "hutch++", "exact")
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["estimate", "standard_error", "samples"],
+                   meta_fields=["method", "num_matvecs"])
+@dataclasses.dataclass(frozen=True)
+class TraceEstimate:
+    """``estimate`` ± ``standard_error`` (0 for "exact"); ``samples`` are the per-probe quadratic forms that
+    the SE is computed from (Hutch++: the residual part only); ``num_matvecs`` is the cost."""
+
+    estimate: jax.Array
+    standard_error: jax.Array
+    samples: jax.Array
+    method: str
+    num_matvecs: int
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["estimate", "standard_error", "samples"],
+                   meta_fields=["num_probes", "order"])
+@dataclasses.dataclass(frozen=True)
+class SLQResult:
+    """tr f(A): ``estimate`` ± ``standard_error`` over ``num_probes`` probes; ``samples[j]`` is probe j's Gauss
+    quadrature of z_jᵀ f(A) z_j (a trailing axis when f returns several functions)."""
+
+    estimate: jax.Array
+    standard_error: jax.Array
+    samples: jax.Array
+    num_probes: int
+    order: int
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["grid", "density", "standard_error"],
+                   meta_fields=["sigma", "num_probes", "order"])
+@dataclasses.dataclass(frozen=True)
+class SpectralDensity:
+    """The Gaussian-smoothed eigenvalue density on ``grid`` (integrates to ≈ 1) and its pointwise SE."""
+
+    grid: jax.Array
+    density: jax.Array
+    standard_error: jax.Array
+    sigma: float
+    num_probes: int
+    order: int
+
+
+def rademacher(key, num: int, size: int, dtype) -> jax.Array:
+    """``num`` Rademacher (±1) vectors of length ``size`` as rows."""
+    return jax.random.rademacher(key, (num, size), dtype=dtype)
+
+
+def _mean_and_se(samples):
+    n = samples.shape[0]
+    return jnp.mean(samples, axis=0), jnp.std(samples, axis=0, ddof=1) / jnp.sqrt(n)
+
+
+def _quadratic_forms(op, vs):
+    return jnp.sum(vs * op.matmat(vs), axis=1)
+
+
+@jax.jit(static_argnames=("num_samples",))
+def _hutchinson(op, key, num_samples: int):
+    samples = _quadratic_forms(op, rademacher(key, num_samples, op.size, op.dtype))
+    est, se = _mean_and_se(samples)
+    return TraceEstimate(est, se, samples, "hutchinson", num_samples)
+
+
+@jax.jit(static_argnames=("num_samples",))
+def _hutchpp(op, key, num_samples: int):
+    sketch = num_samples // 3
+    probes = num_samples - 2 * sketch
+    k_s, k_g = jax.random.split(key)
+    Q, _ = jnp.linalg.qr(op.matmat(rademacher(k_s, sketch, op.size, op.dtype)).T)  # (p, s)
+    low_rank = jnp.sum(Q.T * op.matmat(Q.T))  # tr(QᵀAQ), exact
+    G = rademacher(k_g, probes, op.size, op.dtype)
+    G = G - (G @ Q) @ Q.T  # project onto range(Q)^⊥
+    samples = _quadratic_forms(op, G)
+    rest, se = _mean_and_se(samples)
+    return TraceEstimate(low_rank + rest, se, samples, "hutch++", num_samples)
+
+
+@jax.jit(static_argnames=("batch_size",))
+def _exact_trace(op, batch_size: int):
+    p = op.size
+    diag = lax.map(lambda j: op.matvec(jax.nn.one_hot(j, p, dtype=op.dtype))[j], jnp.arange(p),
+                   batch_size=batch_size)
+    total = jnp.sum(diag)
+    return TraceEstimate(total, jnp.zeros_like(total), diag, "exact", p)
+
+
+def trace(op: LinearOperator, method: str = "hutchinson", num_samples: int = 30, key=None, *,
+          batch_size: int = 64) -> TraceEstimate:
+    """tr(A) with a standard error (THEORY.md §4).
+
+    Args:
+      op: a symmetric `LinearOperator`.
+      method: "hutchinson" (Rademacher, ``num_samples`` ≥ 2 probes), "hutch++" (``num_samples`` ≥ 4 matvecs:
+        ⌊N/3⌋ sketch, ⌊N/3⌋ for QᵀAQ, the rest as residual probes) or "exact" (Σ_j e_jᵀ A e_j, p matvecs in
+        vmapped chunks of ``batch_size``; SE = 0).
+      key: PRNG key of the probes (default key(0)).
+    """
+    check_choice("method", method, TRACE_METHODS)
+    if method == "exact":
+        return _exact_trace(op, min(check_int("batch_size", batch_size), op.size))
+    key = jax.random.key(0) if key is None else key
+    if method == "hutchinson":
+        return _hutchinson(op, key, check_int("num_samples", num_samples, minimum=2))
+    return _hutchpp(op, key, check_int("num_samples", num_samples, minimum=4))
+
+
+@jax.jit(static_argnames=("f", "num_probes", "order", "reortho"))
+def _slq_nodes(op, key, f, num_probes: int, order: int, reortho: str):
+    k_z, k_r = jax.random.split(key)
+    probes = rademacher(k_z, num_probes, op.size, op.dtype)
+
+    def coefficients(z, k):
+        return lanczos_tridiag(op.matvec, z, order, reortho, k)[:2]
+
+    alphas, betas = lax.map(lambda a: coefficients(*a), (probes, jax.random.split(k_r, num_probes)))
+    theta, s = jnp.linalg.eigh(jax.vmap(tridiagonal)(alphas, betas))
+    weights = s[:, 0, :] ** 2
+    return theta, weights * op.size  # ‖z‖² = p for Rademacher probes
+
+
+def _check_slq_args(op, num_probes, order, reortho):
+    check_choice("reortho", reortho, REORTHO)
+    num_probes = check_int("num_probes", num_probes, minimum=2)
+    order = min(check_int("order", order), op.size)
+    return num_probes, order
+
+
+def slq(op: LinearOperator, f: Callable, num_probes: int = 30, order: int = 30, key=None, *,
+        reortho: str = "full") -> SLQResult:
+    """tr f(A) by stochastic Lanczos quadrature with Rademacher probes, with its standard error (THEORY.md §4).
+
+    ``f`` maps an array of eigenvalues elementwise (e.g. ``lambda t: t**2``) or to a trailing axis of several
+    functions (e.g. ``lambda t: t[..., None] ** jnp.arange(1, 5)`` gives tr(A), …, tr(A⁴) from one Lanczos run
+    per probe). Each probe's value is exact for polynomials f of degree ≤ 2·order − 1 (Gauss quadrature), so for
+    tr(A^k) with order ≥ (k+1)/2 the only error is the Monte Carlo error the SE measures. ``order`` is capped
+    at p. ``f`` should be a module-level function or otherwise hashable (it is a jit-static argument).
+    """
+    num_probes, order = _check_slq_args(op, num_probes, order, reortho)
+    key = jax.random.key(0) if key is None else key
+    theta, weights = _slq_nodes(op, key, f, num_probes, order, reortho)
+    samples = jnp.einsum("ji,ji...->j...", weights, f(theta))
+    est, se = _mean_and_se(samples)
+    return SLQResult(est, se, samples, num_probes, order)
+
+
+def spectral_density(op: LinearOperator, grid, sigma: float, num_probes: int = 20, order: int = 60, key=None,
+                     *, reortho: str = "full") -> SpectralDensity:
+    """Gaussian-smoothed spectral density of ``op`` on ``grid`` by SLQ (THEORY.md §4; PyHessian-style).
+
+    φ(t) = (1/p) Σ_λ exp(−(t − λ)²/(2σ²))/(σ√(2π)) ≈ mean over probes of Σ_i τ_i² N(t; θ_i, σ²), with the
+    pointwise standard error over probes.
+    """
+    check_positive("sigma", sigma)
+    num_probes, order = _check_slq_args(op, num_probes, order, reortho)
+    grid = jnp.asarray(grid, dtype=op.dtype)
+    if grid.ndim != 1:
+        raise ValueError(f"grid must be 1-D, got shape {grid.shape}")
+    key = jax.random.key(0) if key is None else key
+    theta, weights = _slq_nodes(op, key, _identity, num_probes, order, reortho)
+    kernel = jnp.exp(-0.5 * ((grid[None, None, :] - theta[..., None]) / sigma) ** 2) / (sigma * jnp.sqrt(2 * jnp.pi))
+    per_probe = jnp.einsum("ji,jit->jt", weights / op.size, kernel)
+    dens, se = _mean_and_se(per_probe)
+    return SpectralDensity(grid, dens, se, float(sigma), num_probes, order)
+
+
+def _identity(t):
+    return t

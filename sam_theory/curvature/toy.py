@@ -1,0 +1,33 @@
+"""A tiny nonlinear finite sum for curvature tests and checks (non-commuting, indefinite per-example Hessians)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..problems.base import Problem
+from ..validation import check_int
+
+
+class TanhNet(Problem):
+    """f_i(W, v) = ½(vᵀ tanh(W x_i) − y_i)² with random data: p = h(d + 1) parameters, n examples.
+
+    Away from a minimum the H_i are indefinite and do not commute, so S_3 can be indefinite (THEORY.md §4).
+    """
+
+    name = "tanh_net"
+
+    def __init__(self, n: int = 6, d: int = 3, width: int = 4, seed: int = 0):
+        self.d, self.width = check_int("d", d), check_int("width", width)
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((check_int("n", n), d))
+        self.data = (x, rng.standard_normal(n))
+
+    def init(self, key):
+        kw, kv = jax.random.split(key)
+        return {"W": jax.random.normal(kw, (self.width, self.d)) / jnp.sqrt(self.d),
+                "v": jax.random.normal(kv, (self.width,)) / jnp.sqrt(self.width)}
+
+    def per_example_loss(self, params, example):
+        x, y = example
+        return 0.5 * (jnp.dot(params["v"], jnp.tanh(params["W"] @ x)) - y) ** 2
