@@ -94,8 +94,11 @@ def test_relu_1d():
     np.testing.assert_allclose(prob.data[0], [(-5.5 + i) / 4 + 0.07 for i in range(12)])
     np.testing.assert_allclose(Y_1D[:3], [-1.655, 1.845, 0.345])
     assert prob.num_params == 31 and relu_1d(100).num_params == 301 and X_1D.size == 12
+    x, y = prob.test_data
+    assert x.size == 200 and x[0] == X_1D[0] and x[-1] == X_1D[-1]
+    np.testing.assert_allclose(y[[0, -1]], Y_1D[[0, -1]])
     with pytest.raises(ValueError, match="test_data"):
-        prob.test_loss(prob.init(jax.random.key(0)))
+        relu_1d(10, n_test=0).test_loss(prob.init(jax.random.key(0)))
 
 
 @pytest.mark.parametrize("pruner", PRUNERS)
@@ -153,3 +156,21 @@ def test_bad_arguments(make, kwargs, name):
 def test_problem_checks_pass(name, x64):
     res = REGISTRY[name].fn(Context(quick=True))
     assert res.passed, res.detail
+
+
+@pytest.mark.parametrize("perturb", [False, True])
+def test_weight_decay_perturbation_flag_matches_hand_step(perturb, x64):
+    """One full-batch SAM step: ε from ∇f (+ λx if perturbed); descent ∇f(x+ε) + λ·(x+ε if perturbed else x)."""
+    prob = two_layer_net(16, 3, 5, n_test=0, seed=0, weight_decay=0.5, perturb_weight_decay=perturb)
+    x = prob.init(jax.random.key(1))
+    lr, rho, lam = 0.1, 0.2, 0.5
+    g = jax.grad(prob.loss)(x)
+    if perturb:
+        g = jax.tree.map(lambda a, b: a + lam * b, g, x)
+    norm = jnp.sqrt(sum(jnp.vdot(a, a) for a in jax.tree.leaves(g)))
+    xe = jax.tree.map(lambda a, b: a + rho * b / (norm + 1e-12), x, g)
+    ge = jax.grad(prob.loss)(xe)
+    expected = jax.tree.map(lambda a, b, c: a - lr * (b + lam * c), x, ge, xe if perturb else x)
+    h = train(prob, sam(lr, rho), steps=1, batch_size=16, key=jax.random.key(0), params=x)
+    for a, b in zip(jax.tree.leaves(h.params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)

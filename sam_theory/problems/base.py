@@ -134,6 +134,11 @@ class Problem:
         """True iff every per-example loss is ≤ tol (THEORY.md §1, interpolation)."""
         return bool(jnp.max(self.losses(params)) <= tol)
 
+    def prediction(self, params: Params, example: Example) -> jax.Array:
+        """The model output ŷ_i at ``params`` (mask applied) for a square-loss problem, f_i = ½(ŷ_i − y_i)²; the
+        Gauss–Newton matrix is J_iᵀJ_i with J_i = ∇ŷ_i (THEORY.md §4)."""
+        raise ValueError(f"{self.name} does not define a prediction for a square loss")
+
     def test_accuracy(self, params: Params) -> jax.Array:
         """Fraction of test examples classified correctly (classification problems only)."""
         raise ValueError(f"{self.name} is not a classification problem; test_accuracy is undefined")

@@ -5,8 +5,8 @@ Forms of β(params):
   "uv":    depth 2: β = u ⊙ v, params {"u", "v"}, init u = α·1, v = 0;
            depth D > 2: β = Π_k w_k, params {"w": (D, d)}, init w_1..w_{D−1} = α·1, w_D = 0;
   "u2-v2": β = u^D − v^D (D = depth, elementwise powers), params {"u", "v"}, init u = v = α·1 (β = 0).
-The Hessian of the u⊙v loss in closed form (`hessian_closed_form`): with r = Xβ − y, G = XᵀX/n, g = Xᵀr/n,
-  H_uu = diag(v) G diag(v),  H_vv = diag(u) G diag(u),  H_uv = diag(v) G diag(u) + diag(g).
+The Hessian of the u⊙v loss in closed form (`hessian_closed_form`, also for u²−v²): with r = Xβ − y, G = XᵀX/n,
+g = Xᵀr/n,  H_uu = diag(v) G diag(v),  H_vv = diag(u) G diag(u),  H_uv = diag(v) G diag(u) + diag(g).
 """
 from __future__ import annotations
 
@@ -67,20 +67,36 @@ class DiagonalLinearNet(Problem):
         """The linear predictor β(params ⊙ mask)."""
         return self._beta(apply_mask(params, self.mask))
 
+    def prediction(self, params, example):
+        """ŷ = xᵀβ(params ⊙ mask)."""
+        return jnp.dot(example[0], self.beta(params))
+
     def _loss(self, params, example):
         x, y = example
         return 0.5 * (jnp.dot(x, self._beta(params)) - y) ** 2
 
     def hessian_closed_form(self, params):
-        """The (2d, 2d) Hessian of (1/2n)‖X(u⊙v) − y‖² over (u, v) (form "uv", depth 2; module docstring)."""
-        if self.form != "uv" or self.depth != 2:
-            raise ValueError("hessian_closed_form is for form='uv', depth=2")
-        u, v = np.asarray(params["u"]), np.asarray(params["v"])
+        """The (2d, 2d) Hessian of (1/2n)‖Xβ − y‖² over (u, v) for depth 2, both forms, derived by hand.
+
+        With r = Xβ − y, G = XᵀX/n, g = Xᵀr/n and the chain rule through the elementwise map β(u, v):
+        ∇²f = Jᵀ G J + Σ_k g_k ∇²β_k, J = [diag(∂β/∂u), diag(∂β/∂v)]. Hence
+          "uv"    (β = u⊙v):   H_uu = diag(v) G diag(v), H_vv = diag(u) G diag(u), H_uv = diag(v) G diag(u) + diag(g);
+          "u2-v2" (β = u²−v²): H_uu = 4 diag(u) G diag(u) + 2 diag(g), H_vv = 4 diag(v) G diag(v) − 2 diag(g),
+                               H_uv = −4 diag(u) G diag(v).
+        The residual terms diag(±g) vanish at interpolation (THEORY.md §3.3, §9). Masks are ignored (dense params).
+        """
+        if self.depth != 2:
+            raise ValueError(f"hessian_closed_form needs depth=2, got depth={self.depth}")
+        u, v = np.asarray(params["u"], dtype=np.float64), np.asarray(params["v"], dtype=np.float64)
+        if self.form == "uv":
+            beta, du, dv, duu, duv, dvv = u * v, v, u, 0.0, 1.0, 0.0
+        else:
+            beta, du, dv, duu, duv, dvv = u**2 - v**2, 2 * u, -2 * v, 2.0, 0.0, -2.0
         G = self.X.T @ self.X / self.n
-        g = self.X.T @ (self.X @ (u * v) - self.y) / self.n
-        Huu = v[:, None] * G * v[None, :]
-        Hvv = u[:, None] * G * u[None, :]
-        Huv = v[:, None] * G * u[None, :] + np.diag(g)
+        g = self.X.T @ (self.X @ beta - self.y) / self.n
+        Huu = du[:, None] * G * du[None, :] + np.diag(duu * g)
+        Hvv = dv[:, None] * G * dv[None, :] + np.diag(dvv * g)
+        Huv = du[:, None] * G * dv[None, :] + np.diag(duv * g)
         return np.block([[Huu, Huv], [Huv.T, Hvv]])
 
     def interpolating_params(self) -> dict:

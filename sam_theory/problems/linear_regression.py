@@ -46,6 +46,9 @@ class LinearRegression(Problem):
         a, y = example
         return 0.5 * (jnp.dot(a, w) - y) ** 2
 
+    def prediction(self, w, example):
+        return jnp.dot(example[0], w)
+
     def constants(self) -> dict:
         """Exact constants of Theorem B (THEORY.md §3.1 and §6).
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..validation import check_int, check_nonnegative, check_positive
 from .base import Problem
+from .masks import apply_mask
 
 
 class MatrixFactorization(Problem):
@@ -50,8 +51,16 @@ class MatrixFactorization(Problem):
                 "V": self.init_scale * jax.random.normal(kv, (self.cols, self.rank))}
 
     def _loss(self, params, example):
-        i, j, m = example
-        return 0.5 * (jnp.dot(params["U"][i], params["V"][j]) - m) ** 2
+        return 0.5 * (self._entry(params, example) - example[2]) ** 2
+
+    @staticmethod
+    def _entry(params, example):
+        i, j = example[0], example[1]
+        return jnp.dot(params["U"][i], params["V"][j])
+
+    def prediction(self, params, example):
+        """ŷ = (U Vᵀ)_ij at params ⊙ mask for the example (i, j, M★_ij)."""
+        return self._entry(apply_mask(params, self.mask), example)
 
     def interpolating_params(self) -> dict:
         """U = [A, 0], V = [B, 0]: U Vᵀ = M★ exactly (rank r ≥ r★ padded with zero columns)."""

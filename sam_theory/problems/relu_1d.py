@@ -1,7 +1,10 @@
 """1-D ReLU regression, THEORY.md §3.5: 12 points x = (−5.5, −4.5, …, 5.5)/4 + 0.07,
 y = 0.345 + (−2, 1.5, 0, 0, 2, 1, 0, −1, 0, 1, 2, −1); one hidden ReLU layer, 10 (under-) or 100 (over-
 parameterized) units: f(x) = Σ_j v_j relu(w_j x + b_j) + c, init w_j, b_j ~ N(0, 1), v_j ~ N(0, 1/m), c = 0,
-square loss ½(f − y)². The 12 points are the whole data set: there is no test distribution.
+square loss ½(f − y)². The 12 points are the whole training set. The source has no test distribution; as a
+convention of this project (not of the source) the test set is the piecewise-linear interpolant of the 12 points
+on ``n_test`` equispaced x in [x_1, x_12], so `test_loss` measures how far the fit departs from the simplest
+(minimum-kink) interpolant between the points.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 
 from ..validation import check_int
 from .base import Problem
+from .masks import apply_mask
 
 X_1D = (np.arange(-5.5, 6.0, 1.0)) / 4 + 0.07
 Y_1D = 0.345 + np.array([-2, 1.5, 0, 0, 2, 1, 0, -1, 0, 1, 2, -1], dtype=np.float64)
@@ -19,10 +23,13 @@ Y_1D = 0.345 + np.array([-2, 1.5, 0, 0, 2, 1, 0, -1, 0, 1, 2, -1], dtype=np.floa
 class ReLU1D(Problem):
     name = "relu_1d"
 
-    def __init__(self, width, *, seed=0, sparsity=0.0, pruner="random", weight_decay=0.0,
+    def __init__(self, width, *, n_test=200, seed=0, sparsity=0.0, pruner="random", weight_decay=0.0,
                  perturb_weight_decay=False):
         self.width, self.seed = check_int("width", width), seed
+        self.n_test = check_int("n_test", n_test, minimum=0)
         self.data = (X_1D.copy(), Y_1D.copy())
+        x_test = np.linspace(X_1D[0], X_1D[-1], self.n_test)
+        self.test_data = (x_test, np.interp(x_test, X_1D, Y_1D)) if self.n_test else None
         self._configure(seed=seed, weight_decay=weight_decay, perturb_weight_decay=perturb_weight_decay,
                         sparsity=sparsity, pruner=pruner)
 
@@ -32,16 +39,27 @@ class ReLU1D(Problem):
         return {"w": jax.random.normal(kw, (m,)), "b": jax.random.normal(kb, (m,)),
                 "v": jax.random.normal(kv, (m,)) / np.sqrt(m), "c": jnp.zeros(())}
 
+    @staticmethod
+    def _forward(params, x):
+        return jnp.dot(params["v"], jax.nn.relu(params["w"] * x + params["b"])) + params["c"]
+
     def _loss(self, params, example):
         x, y = example
-        f = jnp.dot(params["v"], jax.nn.relu(params["w"] * x + params["b"])) + params["c"]
-        return 0.5 * (f - y) ** 2
+        return 0.5 * (self._forward(params, x) - y) ** 2
+
+    def prediction(self, params, example):
+        """ŷ = Σ_j v_j relu(w_j x + b_j) + c at params ⊙ mask."""
+        return self._forward(apply_mask(params, self.mask), example[0])
 
     def describe(self) -> dict:
         return {**super().describe(), "width": self.width, "seed": self.seed}
 
 
-def relu_1d(width, *, seed=0, sparsity=0.0, pruner="random", weight_decay=0.0, perturb_weight_decay=False) -> ReLU1D:
-    """The 12-point 1-D ReLU regression of THEORY.md §3.5 with ``width`` hidden units (10 under-, 100 over-)."""
-    return ReLU1D(width, seed=seed, sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
+def relu_1d(width, *, n_test=200, seed=0, sparsity=0.0, pruner="random", weight_decay=0.0,
+            perturb_weight_decay=False) -> ReLU1D:
+    """The 12-point 1-D ReLU regression of THEORY.md §3.5 with ``width`` hidden units (10 under-, 100 over-).
+
+    ``seed`` fixes the sparsity mask's reference init; ``n_test`` grid points of the piecewise-linear interpolant
+    form the test set (a project convention, see `ReLU1D`)."""
+    return ReLU1D(width, n_test=n_test, seed=seed, sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
                   perturb_weight_decay=perturb_weight_decay)

@@ -105,6 +105,10 @@ class TwoLayerNet(Problem):
         return two_layer_forward(apply_mask(params, self.mask), x, activation=self.activation,
                                  parameterization=self.parameterization)
 
+    def prediction(self, params, example):
+        """ŷ = f(x; params ⊙ mask) (square loss: f_i = ½(ŷ − y_i)²; logistic: the logit)."""
+        return self.forward(params, example[0])
+
     def _loss(self, params, example):
         x, y = example
         f = two_layer_forward(params, x, activation=self.activation, parameterization=self.parameterization)
