@@ -95,10 +95,10 @@ def perturb_then_descend(perturb, init_state=None):
     """
 
     def init_fn(opt, params):
-        method_state = () if init_state is None else init_state(opt, params)
         tx = base_transform(opt)
-        if tx is None and method_state == ():
+        if tx is None and init_state is None:
             return ()
+        method_state = () if init_state is None else init_state(opt, params)
         return SAMState(method_state, () if tx is None else tx.init(params))
 
     def update_fn(opt, params, state, batch, key):
