@@ -61,7 +61,6 @@ CASES = [
     ("asam", dict(kappa=0.1), asam(0.2, 0.05, kappa=0.1)),
     ("fsam", dict(sigma=0.5, lmbda=0.9, base="momentum"), fsam(0.2, 0.05, sigma=0.5, lmbda=0.9, base="momentum")),
     ("lightsam", dict(variant="adagrad_norm", v0=0.1), lightsam(0.2, 0.05, "adagrad_norm", v0=0.1)),
-    ("lightsam", dict(variant="adagrad"), lightsam(0.05, 0.05, "adagrad")),
     ("lightsam", dict(variant="adam"), lightsam(0.01, 0.05, "adam")),
 ]
 
