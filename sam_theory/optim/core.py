@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from ..tree import tree_add_scaled
-from ..validation import check_choice, check_int, check_nonnegative, check_positive
+from ..validation import check_choice, check_nonnegative, check_positive
 from .base import Optimizer
 from .descent import BASE_DEFAULTS, BASES, base_transform
 
@@ -145,6 +145,9 @@ def make_optimizer(name, method, *, lr, hparams=None, options=(), base="sgd", ep
     for key in ("momentum", "b1", "b2"):
         if key in base_hparams:
             check_below_one(f"base_hparams[{key!r}]", base_hparams[key])
+    clash = set(hparams or {}) & (set(base_hparams) | {"lr"})
+    if clash:  # a programming error of a constructor, not of its caller
+        raise ValueError(f"hparams {sorted(clash)} of {name!r} collide with the base optimizer's")
     init_fn, update_fn, step_fn = method
     return Optimizer({"lr": lr, **(hparams or {}), **base_hparams}, name, init_fn, step_fn,
                      options=tuple(options) + (("base", base), ("eps", eps)), needs=tuple(needs),
@@ -157,11 +160,3 @@ def check_below_one(name, value):
     if not isinstance(value, jax.core.Tracer) and not (np.asarray(value) < 1.0).all():
         raise ValueError(f"{name} must be < 1, got {value!r}")
     return value
-
-
-def check_source(source):
-    return check_choice("source", source, SOURCES)
-
-
-def check_m(m):
-    return None if m is None else check_int("m", m)
