@@ -21,3 +21,11 @@ def test_trace_of_gradient_covariance_closed_form(x64):
     G = prob.X * (prob.X @ np.asarray(x) - prob.y)[:, None]
     want = np.mean(np.sum((G - G.mean(0)) ** 2, axis=1))
     np.testing.assert_allclose(trace_gradient_covariance(prob, x, as_jax(prob.data)), want, rtol=1e-13)
+
+
+def test_drift_identity_figure_renders(tmp_path):
+    import sam_theory.plots  # noqa: F401  (registers the figures)
+    from sam_theory.plots.style import render_check_figure
+    data = {"m": [1, 2, 1, 2], "replace": [True, True, False, False], "excess_norm": [0.4, 0.2, 0.4, 0.18],
+            "predicted_norm": [0.4, 0.2, 0.4, 0.18], "title": "t"}
+    assert render_check_figure("msharpness.drift_identity", data, tmp_path).exists()

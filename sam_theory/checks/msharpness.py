@@ -88,5 +88,6 @@ def drift_identity(ctx) -> CheckResult:
     data = {"m": [k[0] for k in cases], "replace": [k[1] for k in cases],
             "excess_norm": [r["excess_norm"] for r in cases.values()],
             "predicted_norm": [r["predicted_norm"] for r in cases.values()],
-            "title": "m-sharpness drift: excess of m-USAM over n-SAM vs (ρ c_m/2)∇trΣ_g"}
+            "title": f"m-sharpness drift, linear regression n={n}, p={p}, ρ={rho}:\n"
+                     f"excess of m-USAM over n-SAM vs (ρ c_m/2)∇trΣ_g (THEORY.md §8)"}
     return CheckResult(passed, worst, TOL, detail, data=data)
