@@ -78,6 +78,8 @@ class Optimizer:
       step_fn: ``step_fn(opt, params, state, batch, key) -> (params, state)`` (static).
       options: hashable tuple of ``(key, value)`` static options (static).
       needs: which extra data the trainer must supply: subset of ``("full", "extra")`` (static).
+      update_fn: ``update_fn(opt, params, state, batch, key) -> (updates, state)`` with x ← x + updates (static;
+        what `as_optax` exposes), or None.
     """
 
     hparams: dict
@@ -86,12 +88,19 @@ class Optimizer:
     step_fn: Callable = dataclasses.field(metadata=dict(static=True))
     options: tuple = dataclasses.field(default=(), metadata=dict(static=True))
     needs: tuple = dataclasses.field(default=(), metadata=dict(static=True))
+    update_fn: Callable | None = dataclasses.field(default=None, metadata=dict(static=True))
 
     def init(self, params):
         return self.init_fn(self, params)
 
     def step(self, params, state, batch: Batch, key=None):
         return self.step_fn(self, params, state, batch, key)
+
+    def update(self, params, state, batch: Batch, key=None):
+        """The optax-style update u with ``step`` = (x + u, state) (methods built by `core.perturb_then_descend`)."""
+        if self.update_fn is None:
+            raise ValueError(f"optimizer {self.name!r} defines only step(), not update()")
+        return self.update_fn(self, params, state, batch, key)
 
     def option(self, name: str, default=None):
         return dict(self.options).get(name, default)

@@ -1,15 +1,15 @@
 """SGD, SAM (Foret et al.) and USAM (unnormalized SAM), THEORY.md §2.
 
 Every step evaluates the batch gradient g = ∇f_ξ(x_t) on the step's batch ξ and, for SAM/USAM, the descent
-gradient ∇f_ξ(x_t + ε_t) on the same batch.
+gradient ĝ = ∇f_ξ(x_t + ε_t) on the same batch; the base optimizer (``base=``, `descent.BASES`) turns ĝ into
+the update (SGD: x − η ĝ).
 """
 from __future__ import annotations
 
 from ..tree import tree_add_scaled, tree_norm
-from ..validation import check_nonnegative, check_positive
-from .base import Optimizer, no_state
-
-DEFAULT_EPS = 1e-12
+from ..validation import check_nonnegative
+from .base import Optimizer
+from .core import DEFAULT_EPS, make_optimizer, perturb_then_descend
 
 
 def sam_perturbation(g, rho, eps=DEFAULT_EPS, normalize=True):
@@ -22,39 +22,38 @@ def sam_perturbation(g, rho, eps=DEFAULT_EPS, normalize=True):
     return tree_add_scaled(g, g, rho - 1.0)
 
 
-def _sgd_step(opt, params, state, batch, key):
-    g = batch.grad(params)
-    return tree_add_scaled(params, g, -opt.hparams["lr"]), state
+def sam_perturb(opt, params, g, state, batch, key):
+    """The perturbation of SAM/USAM/m-SAM/n-SAM for `core.perturb_then_descend` (options ``normalize``, ``eps``)."""
+    return sam_perturbation(g, opt.hparams["rho"], opt.option("eps", DEFAULT_EPS), opt.option("normalize", True)), state
 
 
-def _sam_step(opt, params, state, batch, key):
-    g = batch.ascent_grad(params)
-    eps = sam_perturbation(g, opt.hparams["rho"], opt.option("eps", DEFAULT_EPS), opt.option("normalize", True))
-    g_adv = batch.descent_grad(tree_add_scaled(params, eps, 1.0), params)
-    return tree_add_scaled(params, g_adv, -opt.hparams["lr"]), state
+SGD = perturb_then_descend(None)
+SAM = perturb_then_descend(sam_perturb)
 
 
-def sgd(lr) -> Optimizer:
-    """SGD / GD: x ← x − η ∇f_ξ(x) (THEORY.md §2). ``lr`` = η > 0."""
-    check_positive("lr", lr)
-    return Optimizer({"lr": lr}, "sgd", no_state, _sgd_step)
+def sgd(lr, *, base: str = "sgd", base_hparams=None) -> Optimizer:
+    """SGD / GD: x ← x − η ∇f_ξ(x) (THEORY.md §2). ``lr`` = η > 0.
+
+    ``base`` ("sgd", "momentum", "adam", "adagrad_norm", "adagrad") and ``base_hparams`` (e.g. {"momentum": 0.9})
+    pick the optimizer applied to the gradient (`sam_theory.optim.descent`).
+    """
+    return make_optimizer("sgd", SGD, lr=lr, base=base, base_hparams=base_hparams)
 
 
-def sam(lr, rho, *, eps: float = DEFAULT_EPS) -> Optimizer:
-    """SAM: ε = ρ g/(‖g‖ + eps), x ← x − η ∇f_ξ(x + ε), same batch ξ (THEORY.md §2).
+def sam(lr, rho, *, eps: float = DEFAULT_EPS, base: str = "sgd", base_hparams=None) -> Optimizer:
+    """SAM: ε = ρ g/(‖g‖ + eps), ĝ = ∇f_ξ(x + ε), same batch ξ; x ← x − η ĝ with base SGD (THEORY.md §2).
 
     Args:
       lr: η > 0.  rho: ρ ≥ 0.  eps: normalization guard δ (1e-12), so a step at g = 0 returns x unchanged.
+      base, base_hparams: the optimizer applied to ĝ (`sam_theory.optim.descent`), default plain SGD.
     """
-    check_positive("lr", lr)
     check_nonnegative("rho", rho)
-    check_nonnegative("eps", eps)
-    return Optimizer({"lr": lr, "rho": rho}, "sam", no_state, _sam_step,
-                     options=(("normalize", True), ("eps", eps)))
+    return make_optimizer("sam", SAM, lr=lr, hparams={"rho": rho}, options=(("normalize", True),), base=base,
+                          eps=eps, base_hparams=base_hparams)
 
 
-def usam(lr, rho) -> Optimizer:
+def usam(lr, rho, *, base: str = "sgd", base_hparams=None) -> Optimizer:
     """USAM (unnormalized SAM): ε = ρ g, x ← x − η ∇f_ξ(x + ε), same batch ξ (THEORY.md §2, §5, §6)."""
-    check_positive("lr", lr)
     check_nonnegative("rho", rho)
-    return Optimizer({"lr": lr, "rho": rho}, "usam", no_state, _sam_step, options=(("normalize", False),))
+    return make_optimizer("usam", SAM, lr=lr, hparams={"rho": rho}, options=(("normalize", False),), base=base,
+                          base_hparams=base_hparams)

@@ -1,0 +1,92 @@
+"""m-sharpness (THEORY.md §8): the expected USAM direction with micro-batch size m is the n-SAM direction plus the
+gradient of the variance term (ρ c_m/2) tr Σ_g — exact in expectation for quadratic per-sample losses."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..curvature import enumerate_batches, s2_factor
+from ..optim import Batch, nsam, usam
+from ..problems import as_jax, linear_regression, take
+from .registry import CheckResult, register
+
+TOL = 1e-10
+CONTROL_MIN = 1e-3  # the wrong sampling factor must miss by more than this (relative)
+
+
+def trace_gradient_covariance(problem, params, data):
+    """tr Σ_g(x) = (1/n) Σ_i ‖∇f_i(x) − ∇f(x)‖² (THEORY.md §1), per-example gradients by one vmap."""
+    grads = jax.vmap(jax.grad(problem.per_example_loss), in_axes=(None, 0))(params, data)
+    return jnp.mean(jnp.sum((grads - grads.mean(axis=0)) ** 2, axis=1))
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+def drift_case(problem, x, rho, m, replace, max_batches=20000):
+    """Both identities of §8 for one (m, sampling): returns relative errors and the vectors compared.
+
+    measured  E_ξ[ĝ_ξ], ĝ_ξ = ∇f_ξ(x + ρ∇f_ξ(x)) from our `usam` update on every batch ξ of size m (one vmap over
+      the enumerated batches, weights = their probabilities; with replacement: multisets, multinomial weights);
+    reference 1: ∇f + ρ E_ξ[H_ξ ∇f_ξ] with the dense closed forms H_ξ = A_ξᵀA_ξ/m, ∇f_ξ = A_ξᵀ(A_ξx − y_ξ)/m;
+    reference 2: excess over n-SAM, E_ξ[ĝ_ξ] − ∇f(x + ρ∇f(x)) (n-SAM from our `nsam`), against
+      (ρ c_m/2) ∇ tr Σ_g(x) by autodiff (no enumeration), c_m = (n−m)/(m(n−1)) without, 1/m with replacement.
+    """
+    data = as_jax(problem.data)
+    idx, weights = enumerate_batches(problem.n, m, replace, max_batches)
+    batches = take(data, jnp.asarray(idx))  # leading axes (B, m)
+    opt = usam(1.0, rho)
+    directions = jax.vmap(lambda ex: -opt.update(x, (), Batch(ex, problem.batch_loss))[0])(batches)
+    expected = jnp.tensordot(jnp.asarray(weights), directions, axes=1)
+
+    A, y = np.asarray(problem.X)[idx], np.asarray(problem.y)[idx]  # (B, m, p), (B, m)
+    g_batch = np.einsum("bmp,bm->bp", A, np.einsum("bmp,p->bm", A, np.asarray(x)) - y) / m
+    hg_batch = np.einsum("bmp,bm->bp", A, np.einsum("bmp,bp->bm", A, g_batch)) / m
+    X_all, y_all = np.asarray(problem.X), np.asarray(problem.y)
+    grad_full = X_all.T @ (X_all @ np.asarray(x) - y_all) / problem.n
+    reference1 = grad_full + rho * weights @ hg_batch
+
+    nsam_dir = -nsam(1.0, rho, "full", normalize=False).update(x, (), Batch(data, problem.batch_loss, full=data))[0]
+    excess = expected - nsam_dir
+    grad_trace = jax.grad(trace_gradient_covariance, argnums=1)(problem, x, data)
+    factor = s2_factor(problem.n, m, replace)
+    reference2 = 0.5 * rho * factor * grad_trace
+    wrong_factor = 1.0 / m if not replace else (problem.n - m) / (m * (problem.n - 1))
+    return {"rel_expansion": _rel(expected, reference1), "rel_excess": _rel(excess, reference2),
+            "rel_control": _rel(excess, 0.5 * rho * wrong_factor * grad_trace),
+            "excess_norm": float(jnp.linalg.norm(excess)), "predicted_norm": float(jnp.linalg.norm(reference2)),
+            "num_batches": len(idx), "factor": factor}
+
+
+@register("msharpness.drift_identity", "exact", "§8")
+def drift_identity(ctx) -> CheckResult:
+    """E_ξ[∇f_ξ(x + ρ∇f_ξ)] = ∇f + ρE[H_ξ∇f_ξ] and its excess over n-SAM = (ρ c_m/2)∇ tr Σ_g, linear regression."""
+    n, p, ms = (8, 6, (1, 2, 3)) if ctx.quick else (10, 12, (1, 2, 3, 5))
+    rho = 0.5
+    problem = linear_regression(n, p, noise=0.3, seed=ctx.seed)
+    x = jax.random.normal(jax.random.key(ctx.seed + 1), (p,))
+    cases, worst, control_ok = {}, 0.0, True
+    for replace in (False, True):
+        for m in ms:
+            r = drift_case(problem, x, rho, m, replace)
+            cases[(m, replace)] = r
+            worst = max(worst, r["rel_expansion"], r["rel_excess"])
+            if m > 1:  # at m = 1 both factors are 1
+                control_ok &= r["rel_control"] > CONTROL_MIN
+    passed = worst < TOL and control_ok
+    lines = [f"m={m} {'with' if rep else 'w/o'} repl. ({r['num_batches']} batches, c_m={r['factor']:.4g}): "
+             f"expansion {r['rel_expansion']:.1e}, excess {r['rel_excess']:.1e}, wrong-factor control "
+             f"{r['rel_control']:.2g}" for (m, rep), r in cases.items()]
+    detail = (f"linear regression n={n}, p={p}, label noise 0.3 (no interpolation), random x, ρ={rho}. Expected USAM "
+              f"direction by exact enumeration of every batch of size m (our usam update, vmapped) vs (1) "
+              f"∇f + ρE[H_ξ∇f_ξ] from dense closed forms and (2) its excess over n-SAM (our nsam, full) vs "
+              f"(ρ c_m/2)∇trΣ_g by autodiff of trΣ_g = (1/n)Σ‖∇f_i − ∇f‖². Both are identities for quadratic f_i, so "
+              f"the tolerance is round-off: max relative error < {TOL:g}. Failing control: swapping the with/without-"
+              f"replacement factor must miss by > {CONTROL_MIN:g} (relative) for every m > 1 (at m = 1 both are 1). " + "; ".join(lines))
+    data = {"m": [k[0] for k in cases], "replace": [k[1] for k in cases],
+            "excess_norm": [r["excess_norm"] for r in cases.values()],
+            "predicted_norm": [r["predicted_norm"] for r in cases.values()],
+            "title": "m-sharpness drift: excess of m-USAM over n-SAM vs (ρ c_m/2)∇trΣ_g"}
+    return CheckResult(passed, worst, TOL, detail, data=data)

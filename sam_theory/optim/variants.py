@@ -1,0 +1,74 @@
+"""ASAM (adaptive SAM) and F-SAM (friendly SAM), THEORY.md §2: perturbations for `core.perturb_then_descend`."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..tree import tree_norm, tree_scale
+from ..validation import check_nonnegative
+from .base import Optimizer
+from .core import DEFAULT_EPS, check_below_one, make_optimizer, perturb_then_descend
+
+
+def asam_perturbation(params, g, rho, kappa, eps=DEFAULT_EPS):
+    """ε = ρ T² g / (‖T g‖ + eps), T = diag(|x| + κ) (THEORY.md §2); ε = 0 at g = 0."""
+    t = jax.tree.map(lambda x: jnp.abs(x) + kappa, params)
+    tg = jax.tree.map(jnp.multiply, t, g)
+    scale = rho / (tree_norm(tg) + eps)
+    return jax.tree.map(lambda ti, tgi: scale * ti * tgi, t, tg)
+
+
+def _asam_perturb(opt, params, g, state, batch, key):
+    return asam_perturbation(params, g, opt.hparams["rho"], opt.hparams["kappa"], opt.option("eps")), state
+
+
+def fsam_perturbation(g, momentum, rho, sigma, lmbda, eps=DEFAULT_EPS):
+    """F-SAM: d_t = g − σ m_{t−1};  m_t = λ m_{t−1} + (1 − λ) g;  ε = ρ d_t/(‖d_t‖ + eps) (THEORY.md §2).
+
+    d_t uses the previous m_{t−1} (the official ordering), then m is updated. Returns (ε, m_t).
+    """
+    d = jax.tree.map(lambda gi, mi: gi - sigma * mi, g, momentum)
+    new_momentum = jax.tree.map(lambda mi, gi: lmbda * mi + (1.0 - lmbda) * gi, momentum, g)
+    return tree_scale(d, rho / (tree_norm(d) + eps)), new_momentum
+
+
+def _fsam_perturb(opt, params, g, state, batch, key):
+    hp = opt.hparams
+    return fsam_perturbation(g, state, hp["rho"], hp["sigma"], hp["lmbda"], opt.option("eps"))
+
+
+ASAM = perturb_then_descend(_asam_perturb)
+FSAM = perturb_then_descend(_fsam_perturb, init_state=lambda opt, params: jax.tree.map(jnp.zeros_like, params))
+
+
+def asam(lr, rho, kappa=0.01, *, eps: float = DEFAULT_EPS, base: str = "sgd", base_hparams=None) -> Optimizer:
+    """ASAM: ε = ρ T² g/(‖T g‖ + eps), T = diag(|x| + κ); ĝ = ∇f_ξ(x + ε) (THEORY.md §2).
+
+    Args:
+      lr: η > 0.  rho: ρ ≥ 0.  kappa: κ ≥ 0 (κ = 0 may give ε = 0 at x = 0).  eps: normalization guard δ.
+      base, base_hparams: the optimizer applied to ĝ (default SGD: x − η ĝ).
+    """
+    check_nonnegative("rho", rho)
+    check_nonnegative("kappa", kappa)
+    return make_optimizer("asam", ASAM, lr=lr, hparams={"rho": rho, "kappa": kappa}, base=base, eps=eps,
+                          base_hparams=base_hparams)
+
+
+def fsam(lr, rho, sigma=1.0, lmbda=0.95, *, eps: float = DEFAULT_EPS, base: str = "sgd",
+         base_hparams=None) -> Optimizer:
+    """F-SAM: d_t = g − σ m_{t−1}; m_t = λ m_{t−1} + (1−λ) g; ε = ρ d_t/(‖d_t‖ + eps); ĝ = ∇f_ξ(x + ε) (§2).
+
+    The state m (the exponential moving average of batch gradients) starts at 0, so the first step is SAM.
+
+    Args:
+      lr: η > 0.  rho: ρ ≥ 0.  sigma: σ ≥ 0 (weight of the removed full-gradient estimate).  lmbda: λ ∈ [0, 1).
+      eps: normalization guard δ.  base, base_hparams: the optimizer applied to ĝ (default SGD).
+    """
+    check_nonnegative("rho", rho)
+    check_nonnegative("sigma", sigma)
+    check_below_one("lmbda", lmbda)
+    return make_optimizer("fsam", FSAM, lr=lr, hparams={"rho": rho, "sigma": sigma, "lmbda": lmbda}, base=base,
+                          eps=eps, base_hparams=base_hparams)
+
+
+__all__ = ["asam", "fsam", "asam_perturbation", "fsam_perturbation"]
