@@ -145,3 +145,24 @@ def test_static_option_and_unknown_method_are_rejected(prob):
         sam_theory.sweep(prob, msam, {"lr": [0.1], "rho": [0.1], "m": [1, 2]}, steps=2, batch_size=4, progress=False)
     with pytest.raises(ValueError, match="method 'adamw'"):
         sam_theory.sweep(prob, "adamw", {"lr": [0.1]}, steps=2, batch_size=4, progress=False)
+
+
+def _passes(name):
+    from sam_theory.checks import Context, run_check, select
+    (check,) = select(name.replace(".", r"\.") + "$")
+    record, data = run_check(check, Context(quick=True, seed=0))
+    assert record["passed"], record["detail"]
+    return record, data
+
+
+def test_msharpness_trend_check_passes_quick():
+    record, data = _passes("msharpness.smaller_m_flatter")
+    assert record["measured"] > record["bound"] and data["m"] == [1, 5, 20]
+
+
+@pytest.mark.slow
+def test_lightsam_check_passes_quick(tmp_path):
+    from sam_theory.plots import render_check_figure
+    record, data = _passes("lightsam.no_divergence_grid")
+    assert data["light_div"].max() == 0 and data["sam_div"][-1].min() == 1
+    assert render_check_figure("lightsam.no_divergence_grid", data, tmp_path).exists()
