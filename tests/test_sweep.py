@@ -69,6 +69,19 @@ def test_msam_member_equals_train_with_fixed_option(prob, x64):
     np.testing.assert_allclose(res.sel(lr=0.4, rho=0.2).losses, h.losses, rtol=1e-12, atol=0)
 
 
+def test_keep_params_and_test_accuracy_of_a_classifier(x64):
+    """Logistic two-layer net: final params (leading grid shape) and test accuracy match a direct train call."""
+    from sam_theory.problems import two_layer_net
+    net = two_layer_net(16, 3, 4, loss="logistic", n_test=40, seed=1)
+    res = sam_theory.sweep(net, "sam", {"lr": [0.5, 1.0], "seed": [0, 2]}, rho=0.05, steps=6, batch_size=4,
+                           keep_params=True, progress=False)
+    assert res.test_accuracy.shape == (2, 2) and res.params["W"].shape == (2, 2, 4, 3)
+    h = train(net, sam(1.0, 0.05), steps=6, batch_size=4, key=jax.random.key(2))
+    member = res.sel(lr=1.0, seed=2)
+    np.testing.assert_allclose(member.params["W"], h.params["W"], rtol=1e-12, atol=1e-15)
+    assert member.test_accuracy == float(net.test_accuracy(h.params))
+
+
 def test_diverging_member_is_masked_and_never_poisons_others(prob, x64):
     """lr = 60 ≫ 2/λ_max diverges: flagged, NaN after the step it diverged, the others bit-for-bit unchanged."""
     kw = dict(steps=40, batch_size=16, log_every=2, progress=False, rho=0.05)
