@@ -42,7 +42,7 @@ def no_divergence_grid(ctx) -> CheckResult:
     """LightSAM never diverges on a 3-decade (η, ρ) grid; SAM diverges at large η; LightSAM's min ‖∇f‖ decays."""
     steps, seeds = (400, 4) if ctx.quick else (4000, 8)
     log_every = steps // 100
-    lrs, rhos = np.logspace(-2, 1, 4), np.logspace(-3, 0, 4)
+    lrs, rhos = np.logspace(-2, 1, 7), np.logspace(-3, 0, 4)  # η in half decades: brackets 2/λ_max
     prob = two_layer_net(N, D, WIDTH, n_test=0, seed=ctx.seed)  # no test set: not used here
     grid = {"lr": lrs, "rho": rhos, "seed": ctx.seed + np.arange(seeds)}
     kw = dict(steps=steps, batch_size=BATCH, log_every=log_every, progress=False)
@@ -60,8 +60,10 @@ def no_divergence_grid(ctx) -> CheckResult:
     first_div = np.array([[lrs[np.argmax(sam_div[:, j, s])] if sam_div[:, j, s].any() else np.nan
                            for s in range(seeds)] for j in range(len(rhos))])  # (rho, seed)
     ratio = first_div / edge[None, :]
-    last_stable = np.array([[lrs[sam_div[:, j, s].argmax() - 1] if sam_div[:, j, s].any() else np.nan
-                             for s in range(seeds)] for j in range(len(rhos))])
+    last_stable = np.array([[lrs[sam_div[:, j, s].argmax() - 1] if sam_div[1:, j, s].any() and not sam_div[0, j, s]
+                             else np.nan for s in range(seeds)] for j in range(len(rhos))])
+    per_rho = "; ".join(f"ρ={rho:g}: " + ",".join(f"{v:.2g}" for v in sam_div[:, j].mean(-1))
+                        for j, rho in enumerate(rhos))
     beyond_edge = np.nanmean(last_stable / edge[None, :])
 
     # 3. LightSAM: running min of ‖∇f(x_t)‖ over the logged steps, log-log slope over t ∈ [0.1 T, T].
@@ -86,7 +88,8 @@ def no_divergence_grid(ctx) -> CheckResult:
         f"{int(sam_div.sum())}/{sam_div.size} runs, at η ∈ {div_lrs} (must include every run at η={lrs[-1]:g} "
         f"and none at η={lrs[0]:g}); 2/λ_max(∇²f(x_0)) per seed = {np.round(edge, 3).tolist()} (dense Hessian); "
         f"smallest diverging η / (2/λ_max) per (ρ, seed): {summarize(ratio[np.isfinite(ratio)]) if np.isfinite(ratio).any() else 'none'}; "
-        f"largest stable grid η / (2/λ_max): mean {beyond_edge:.3g}. (3) LightSAM running min of ‖∇f(x_t)‖ (over "
+        f"largest stable grid η / (2/λ_max): mean {beyond_edge:.3g}; fraction of seeds diverged per ρ (η ascending): "
+        f"{per_rho} (SAM's edge falls below 2/η as ρ grows, §7). (3) LightSAM running min of ‖∇f(x_t)‖ (over "
         f"the steps logged every {log_every}) fitted as t^slope over t ∈ [{FIT_FROM:g}T, T]; must be < 0 by "
         f"{Z_TREND:g} SE at every (η, ρ): mean±SE over seeds per η (ρ ascending): {cells}. Weakest cell "
         f"(η={lrs[worst[0]]:g}, ρ={rhos[worst[1]]:g}): z = {z_cells[worst]:.2f}. Reference: log T/√T fitted on the "

@@ -9,7 +9,7 @@ from .style import figure_for, new_figure, save
 def divergence_map(ax, frac, lrs, rhos, title, edge=None):
     """Fraction of seeds that diverged at each (η, ρ) cell, η on x and ρ on y (log-spaced cells)."""
     im = ax.imshow(np.asarray(frac).T, origin="lower", cmap="Reds", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs])
+    ax.set_xticks(range(len(lrs)), [f"{v:.2g}" for v in lrs])
     ax.set_yticks(range(len(rhos)), [f"{v:g}" for v in rhos])
     for i in range(len(lrs)):
         for j in range(len(rhos)):
@@ -40,7 +40,7 @@ def _lightsam_figure(data, path):
     pos = t > 0
     for i, lr in enumerate(lrs):
         curve = np.exp(np.log(rmin[i, j][:, pos]).mean(0))
-        ax.loglog(t[pos], curve, color=colors[i], lw=2, label=f"η={lr:g}, ρ={rhos[j]:g}")
+        ax.loglog(t[pos], curve, color=colors[i], lw=2, label=f"η={lr:.2g}, ρ={rhos[j]:g}")
     ref = np.log(t[pos] + 1.0) / np.sqrt(t[pos])
     anchor = np.exp(np.log(rmin[:, j][..., pos][..., -1]).mean())
     ax.loglog(t[pos], ref * anchor / ref[-1], "k--", lw=1.2, label="∝ log t/√t")
