@@ -62,6 +62,17 @@ def test_member_equals_direct_train(prob, base, x64):
             np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("name, kwargs", [("fsam", {}), ("nsam", {"source": "independent_batch"}),
+                                          ("lightsam", {"variant": "adam"})])
+def test_stateful_and_extra_batch_methods_match_train(prob, x64, name, kwargs):
+    """Methods with state (F-SAM momentum, Adam moments) or an independent batch ξ′ also equal `train`."""
+    res = sam_theory.sweep(prob, name, {"lr": [0.1, 0.3], "rho": [0.05], "seed": [1]}, steps=8, batch_size=4,
+                           progress=False, **kwargs)
+    h = train(prob, getattr(sam_theory.optim, name)(0.3, 0.05, **kwargs), steps=8, batch_size=4,
+              key=jax.random.key(1))
+    np.testing.assert_allclose(res.sel(lr=0.3, rho=0.05, seed=1).losses, h.losses, rtol=1e-12, atol=0)
+
+
 def test_msam_member_equals_train_with_fixed_option(prob, x64):
     res = sam_theory.sweep(prob, "msam", {"lr": [0.4], "rho": [0.05, 0.2]}, m=2, steps=10, batch_size=4,
                            progress=False)
