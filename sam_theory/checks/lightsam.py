@@ -64,7 +64,8 @@ def no_divergence_grid(ctx) -> CheckResult:
                              else np.nan for s in range(seeds)] for j in range(len(rhos))])
     per_rho = "; ".join(f"ρ={rho:g}: " + ",".join(f"{v:.2g}" for v in sam_div[:, j].mean(-1))
                         for j, rho in enumerate(rhos))
-    beyond_edge = np.nanmean(last_stable / edge[None, :])
+    beyond_edge = np.nanmean(last_stable / edge[None, :]) if np.isfinite(last_stable).any() else np.nan
+    first_ratio = summarize(ratio[np.isfinite(ratio)]) if np.isfinite(ratio).any() else "none"
 
     # 3. LightSAM: running min of ‖∇f(x_t)‖ over the logged steps, log-log slope over t ∈ [0.1 T, T].
     t = light.steps
@@ -87,7 +88,7 @@ def no_divergence_grid(ctx) -> CheckResult:
         f"{int(light.diverged.sum())}/{light.diverged.size} runs (must be 0). (2) SAM diverged in "
         f"{int(sam_div.sum())}/{sam_div.size} runs, at η ∈ {div_lrs} (must include every run at η={lrs[-1]:g} "
         f"and none at η={lrs[0]:g}); 2/λ_max(∇²f(x_0)) per seed = {np.round(edge, 3).tolist()} (dense Hessian); "
-        f"smallest diverging η / (2/λ_max) per (ρ, seed): {summarize(ratio[np.isfinite(ratio)]) if np.isfinite(ratio).any() else 'none'}; "
+        f"smallest diverging η / (2/λ_max) per (ρ, seed): {first_ratio}; "
         f"largest stable grid η / (2/λ_max): mean {beyond_edge:.3g}; fraction of seeds diverged per ρ (η ascending): "
         f"{per_rho} (SAM's edge falls below 2/η as ρ grows, §7). (3) LightSAM running min of ‖∇f(x_t)‖ (over "
         f"the steps logged every {log_every}) fitted as t^slope over t ∈ [{FIT_FROM:g}T, T]; must be < 0 by "

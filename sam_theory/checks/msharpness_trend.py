@@ -16,7 +16,7 @@ import numpy as np
 from ..curvature import hessian
 from ..optim import msam
 from ..problems import as_jax, diagonal_linear_net
-from ..train import log_steps, run, run_kwargs
+from ..train import run, run_kwargs
 from .registry import CheckResult, register
 from .stats import Z_TREND, direction_holds, summarize
 
@@ -70,7 +70,8 @@ def smaller_m_flatter(ctx) -> CheckResult:
                       f"log10 test={summarize(np.log10(r['test']))}, log10 train={summarize(np.log10(r['train']))}"
                       for m, r in res.items())
     detail = (f"diagonal linear net u⊙v (n={N}, d={D}, k={K}, α={ALPHA}), {seeds} data sets, full batch b=n={N}, "
-              f"unnormalized m-SAM η=10/d, ρ={RHO:g} (at ρ ≥ 0.2 1-SAM stalls on some data sets: see the module), {steps} steps, m ∈ {list(ms)} (m=b: full-batch USAM = n-SAM). "
+              f"unnormalized m-SAM η=10/d, ρ={RHO:g} (at ρ ≥ 0.2 1-SAM stalls on some data sets: see the module), "
+              f"{steps} steps, m ∈ {list(ms)} (m=b: full-batch USAM = n-SAM). "
               f"Paired differences m={b} minus m={one}: tr ∇²f(x_T) {s_trace}; log10 test loss {s_test}. Pass iff "
               f"both exceed {Z_TREND:g} SE. Not in the verdict: λ_max(∇²f(x_T)) difference {s_lam} "
               f"({'holds' if lam_holds else 'does NOT hold'}: the sparser 1-SAM solution concentrates β on few "
