@@ -6,6 +6,7 @@ plots. THEORY.md (shared with the project) is the specification of every formula
 from . import convergence, curvature, optim, problems
 from .precision import float64
 from .train import History, train
+from .sweep import SweepResult, sweep  # noqa: E402  (the function shadows the module name on purpose)
 
 __version__ = "0.1.0"
-__all__ = ["problems", "optim", "curvature", "convergence", "train", "History", "float64"]
+__all__ = ["problems", "optim", "curvature", "convergence", "train", "History", "float64", "sweep", "SweepResult"]

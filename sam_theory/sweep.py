@@ -1,0 +1,371 @@
+"""Hyperparameter sweeps: one compiled, vmapped training run over a whole grid (THEORY.md §2, §10.6).
+
+``sweep(problem, method, grid={"lr": [...], "rho": [...], "seed": [...]}, steps=..., batch_size=...)`` trains
+``method(**hparams, **method_kwargs)`` at every point of the Cartesian product of the grid axes. The grid is
+flattened; every hyperparameter axis becomes an array leaf of the `Optimizer` pytree (its ``hparams``), so one
+`jax.vmap` of `sam_theory.train.run` over the flattened grid, jitted once, trains every configuration. The axis
+``"seed"`` gives the PRNG key ``jax.random.key(seed)`` that draws the batches and the initialization
+``problem.init(key)``, exactly as ``train(problem, opt, key=jax.random.key(seed))`` does, so each member equals a
+direct `train` call.
+
+Long sweeps run in chunks of ``chunk_size`` configurations; the grid is padded to a whole number of chunks (the
+padding repeats configuration 0 and is dropped), so the same compiled function serves every chunk. With
+``sharded=True`` each chunk is split over ``jax.devices()`` (a `NamedSharding` over a 1-D mesh; the chunk is
+padded to a multiple of the device count). With ``out_dir`` every finished chunk is written atomically
+(``chunk_#####.npz`` through a temporary file and `os.replace`) next to a manifest of the sweep; a re-run with
+the same arguments loads the finished chunks and computes only the missing ones.
+
+Divergence: `run` freezes a member's parameters at the step its update turns non-finite (or its loss exceeds
+``max_loss``) and NaN-masks its later records; vmap keeps members independent, so a diverging configuration never
+touches the others. `SweepResult.diverged` flags it and ``diverged_at`` gives the step (−1 if none).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import optim
+from .optim.base import Optimizer
+from .problems.base import Problem, as_jax
+from .train import log_steps, run, run_kwargs, validate_batch
+from .validation import check_finite_array, check_int
+
+SEED_AXIS = "seed"
+MESH_AXIS = "grid"
+_TRACES = [0]  # how many times a sweep member function was traced (= compiled); tests read it
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SweepResult:
+    """The arrays of a sweep, with named axes (the grid's keys, in order).
+
+    Attributes:
+      method: the optimizer's name.
+      axes: the axis names, e.g. ``("lr", "rho", "seed")``.
+      coords: ``{axis: values}`` (NumPy arrays).
+      steps: the logged steps t = 0, log_every, …, steps.
+      losses: full training loss f(x_t), shape ``(*grid shape, len(steps))``; NaN after divergence.
+      test_losses: test loss at the logged steps (same shape), or None without test data.
+      test_accuracy: final test accuracy (grid shape) for classification problems, else None.
+      grad_norms: ‖∇f(x_t)‖ at the logged steps (same shape as losses), or None if not tracked.
+      diverged: bool, grid shape.  diverged_at: step of divergence, −1 where the member did not diverge.
+      params: final parameters, each leaf with leading grid shape (``keep_params=True``), else None.
+      info: how it ran: ``compiles`` (traces of the member function in this call), ``chunks``,
+        ``chunks_computed``, ``chunks_loaded``, ``chunk_size``, ``num_devices``, ``output_devices`` (devices the
+        last computed chunk's output was spread over), ``seconds``.
+    """
+
+    method: str
+    axes: tuple
+    coords: dict
+    steps: np.ndarray
+    losses: np.ndarray
+    test_losses: np.ndarray | None
+    test_accuracy: np.ndarray | None
+    grad_norms: np.ndarray | None
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    params: Any = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(len(self.coords[a]) for a in self.axes)
+
+    @property
+    def final_losses(self) -> np.ndarray:
+        """f(x_T) per configuration (grid shape; NaN where diverged)."""
+        return self.losses[..., -1]
+
+    def sel(self, **selection) -> "SweepResult":
+        """Select by axis value, e.g. ``res.sel(lr=0.1, rho=0.05)``; the selected axes are dropped.
+
+        A value matches an axis value when they agree to a relative 1e-9 (float grids are rebuilt exactly).
+        """
+        index = [slice(None)] * len(self.axes)
+        for name, value in selection.items():
+            if name not in self.axes:
+                raise ValueError(f"sel: unknown axis {name!r}; axes are {self.axes}")
+            values = np.asarray(self.coords[name])
+            hits = np.flatnonzero(np.isclose(values, value, rtol=1e-9, atol=0))
+            if hits.size == 0:
+                raise ValueError(f"sel: {name}={value!r} is not on the axis {name} = {values.tolist()}")
+            index[self.axes.index(name)] = int(hits[0])
+        index = tuple(index)
+        keep = tuple(a for a in self.axes if a not in selection)
+        pick = lambda x: None if x is None else np.asarray(x)[index]
+        return dataclasses.replace(
+            self, axes=keep, coords={a: self.coords[a] for a in keep}, losses=pick(self.losses),
+            test_losses=pick(self.test_losses), test_accuracy=pick(self.test_accuracy),
+            grad_norms=pick(self.grad_norms), diverged=pick(self.diverged), diverged_at=pick(self.diverged_at),
+            params=None if self.params is None else jax.tree.map(lambda x: np.asarray(x)[index], self.params))
+
+    def to_dict(self) -> dict:
+        """Plain dict: ``method``, ``axes``, ``coords`` (lists), ``steps`` and the arrays (NumPy, None if absent)."""
+        return {"method": self.method, "axes": list(self.axes),
+                "coords": {a: np.asarray(v).tolist() for a, v in self.coords.items()}, "steps": self.steps,
+                "losses": self.losses, "test_losses": self.test_losses, "test_accuracy": self.test_accuracy,
+                "grad_norms": self.grad_norms, "diverged": self.diverged, "diverged_at": self.diverged_at,
+                "info": dict(self.info)}
+
+
+# --- argument handling ------------------------------------------------------------------------------------------
+
+def resolve_method(method) -> Callable[..., Optimizer]:
+    """An optimizer constructor, or its name in `sam_theory.optim` (e.g. ``"sam"``)."""
+    if isinstance(method, str):
+        ctor = getattr(optim, method, None)
+        if ctor is None or not callable(ctor) or method.startswith("_") or method in ("Batch", "Optimizer"):
+            names = sorted(n for n in getattr(optim, "__all__", []) if n[0].islower() and callable(getattr(optim, n)))
+            raise ValueError(f"method {method!r} is not an optimizer constructor of sam_theory.optim: {names}")
+        return ctor
+    if not callable(method):
+        raise ValueError(f"method must be an optimizer constructor or its name, got {method!r}")
+    return method
+
+
+def _check_grid(grid, ctor, method_kwargs) -> tuple[dict, dict]:
+    """Validate ``grid``; return ``({axis: values}, {hparam axis: float values})``."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"grid must be a non-empty dict {{axis: values}}, got {grid!r}")
+    try:
+        params = inspect.signature(ctor).parameters
+    except (TypeError, ValueError):
+        params = {}
+    coords, hp = {}, {}
+    for name, values in grid.items():
+        values = np.asarray(values)
+        if values.ndim != 1:
+            raise ValueError(f"grid[{name!r}] must be a 1-D list of values, got shape {values.shape}")
+        if values.size == 0:
+            raise ValueError(f"grid[{name!r}] is empty: every axis needs at least one value")
+        if name in method_kwargs:
+            raise ValueError(f"grid key {name!r} is also given as a keyword argument; give it once")
+        if name == SEED_AXIS:
+            if not np.issubdtype(values.dtype, np.integer) or (values < 0).any():
+                raise ValueError(f"grid['seed'] must hold non-negative integers, got {values.tolist()}")
+        elif params and name not in params:
+            raise ValueError(f"grid has unknown key {name!r}: {getattr(ctor, '__name__', ctor)} takes "
+                             f"{[p for p in params]} (and the grid accepts 'seed')")
+        else:
+            check_finite_array(f"grid[{name!r}]", values.astype(float))
+            hp[name] = values.astype(float)
+        coords[name] = values
+    return coords, hp
+
+
+def _fingerprint(problem, name, options, coords, method_kwargs, settings) -> dict:
+    return json.loads(json.dumps({
+        "problem": problem.describe(), "method": name, "options": [[k, repr(v)] for k, v in options],
+        "method_kwargs": {k: repr(v) for k, v in sorted(method_kwargs.items())},
+        "grid": {a: np.asarray(v).tolist() for a, v in coords.items()}, **settings}, default=repr))
+
+
+def _write_chunk(path: Path, arrays: dict):
+    """Write ``arrays`` to ``path`` atomically: a temporary file in the same folder, then `os.replace`."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def _pad(x, total: int):
+    """Pad the leading axis to ``total`` by repeating row 0 (valid configurations; dropped afterwards)."""
+    extra = total - x.shape[0]
+    return x if extra == 0 else np.concatenate([x, np.repeat(x[:1], extra, axis=0)])
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_sweep(problem, ctor, method_kwargs: tuple, run_kw: tuple, max_loss, classification: bool,
+                    keep_params: bool, devices: tuple | None):
+    """The jitted vmap of one sweep member over a chunk of configurations (cached: a repeated sweep with the same
+    problem, method and settings reuses the compiled function; jit caches per chunk shape and dtype)."""
+    method_kwargs, run_kw = dict(method_kwargs), dict(run_kw)
+
+    def member(hparams, seed, data, test_data, start):
+        _TRACES[0] += 1
+        dtype = jnp.result_type(float)
+        key = jax.random.key(seed)
+        p0 = problem.init(key) if start is None else start
+        p0 = jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), p0)
+        out = run(ctor(**hparams, **method_kwargs), p0, key, data, test_data, max_loss=max_loss, **run_kw)
+        res = {"losses": out.losses, "test_losses": out.test_losses, "grad_norms": out.grad_norms,
+               "diverged": out.diverged, "diverged_at": jnp.where(out.diverged, out.diverged_at, -1)}
+        if classification:
+            res["test_accuracy"] = jnp.where(out.diverged, jnp.nan, problem.test_accuracy(out.params))
+        if keep_params:
+            res.update({f"param_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(out.params))})
+        return res
+
+    vmapped = jax.vmap(member, in_axes=(0, 0, None, None, None))
+    if devices is None:
+        return jax.jit(vmapped)
+    mesh = jax.sharding.Mesh(np.array(devices), (MESH_AXIS,))
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MESH_AXIS))
+    same = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jax.jit(vmapped, in_shardings=(split, split, same, same, same), out_shardings=split)
+
+
+# --- the sweep --------------------------------------------------------------------------------------------------
+
+def sweep(problem: Problem, method, grid: dict, *, steps: int, batch_size: int, sharded: bool = False,
+          chunk_size: int | None = None, log_every: int = 1, replace: bool = False, progress: bool = True,
+          out_dir=None, params=None, keep_params: bool = False, track_grad_norm: bool = True,
+          max_loss: float | None = None, **method_kwargs) -> SweepResult:
+    """Train ``method(**hparams, **method_kwargs)`` on ``problem`` at every point of ``grid`` in one compile.
+
+    Args:
+      problem: a `sam_theory.problems.Problem`.
+      method: an optimizer constructor (``sam_theory.optim.sam``) or its name (``"sam"``).
+      grid: ``{axis: values}``; axes are hyperparameters of ``method`` (array leaves of the optimizer: ``lr``,
+        ``rho``, …) or ``"seed"`` (batches and init, ``jax.random.key(seed)``; seed 0 if absent). Static options
+        (``m`` of msam, ``source`` of nsam) go in ``method_kwargs``: one sweep per value.
+      steps, batch_size, log_every, replace, max_loss: as in `sam_theory.train.train`.
+      sharded: split each chunk of the flattened grid over ``jax.devices()``.
+      chunk_size: configurations per compiled call (default: the whole grid).
+      progress: a tqdm bar over chunks.
+      out_dir: folder for resumable chunk files (see module docstring).
+      params: a common starting point (default ``problem.init(key)`` per seed).
+      keep_params: also return the final parameters of every configuration.
+      track_grad_norm: record ‖∇f(x_t)‖ at the logged steps.
+      method_kwargs: fixed arguments of ``method`` (e.g. ``rho=0.05``, ``m=4``).
+    """
+    t_start = time.perf_counter()
+    ctor = resolve_method(method)
+    steps = check_int("steps", steps, minimum=0)
+    log_every = check_int("log_every", log_every)
+    batch_size = validate_batch(problem, batch_size, replace)
+    if max_loss is not None and not float(max_loss) > 0:
+        raise ValueError(f"max_loss must be > 0, got {max_loss!r}")
+    coords, hp = _check_grid(grid, ctor, method_kwargs)
+    probe = ctor(**{k: coords[k][0].item() for k in hp}, **method_kwargs)
+    if not isinstance(probe, Optimizer):
+        raise ValueError(f"method must return an Optimizer, got {type(probe).__name__}")
+    static = [k for k in hp if k not in probe.hparams]
+    if static:
+        raise ValueError(f"grid key(s) {static} of {probe.name} are static options, not array hyperparameters "
+                         f"{sorted(probe.hparams)}; run one sweep per value (pass them as keyword arguments)")
+    ctor(**hp, **method_kwargs)  # the constructor's own checks, over whole axes, name a bad value (lr <= 0, …)
+
+    axes = tuple(coords)
+    shape = tuple(len(v) for v in coords.values())
+    total = int(np.prod(shape))
+    flat = [np.ravel(m) for m in np.meshgrid(*coords.values(), indexing="ij")]
+    flat = dict(zip(axes, flat))
+    seeds = flat.get(SEED_AXIS, np.zeros(total, dtype=int)).astype(jnp.asarray(0).dtype)
+    float_dtype = jnp.zeros(()).dtype
+    hp_flat = {k: flat[k].astype(float_dtype) for k in hp}
+
+    devices = jax.devices() if sharded else jax.devices()[:1]
+    num_devices = len(devices)
+    chunk = total if chunk_size is None else check_int("chunk_size", chunk_size)
+    chunk = min(chunk, total)
+    chunk = -(-chunk // num_devices) * num_devices
+    num_chunks = -(-total // chunk)
+    padded = num_chunks * chunk
+    hp_flat = {k: _pad(v, padded) for k, v in hp_flat.items()}
+    seeds = _pad(seeds, padded)
+
+    data = as_jax(problem.data)
+    test_data = as_jax(problem.test_data) if problem.test_data is not None else None
+    classification = bool(problem.is_classification and test_data is not None)
+    if params is not None:
+        for leaf in jax.tree.leaves(params):
+            check_finite_array("params", leaf)
+        params = jax.tree.map(lambda x: jnp.asarray(x, dtype=float_dtype), params)
+    kwargs = run_kwargs(problem, steps=steps, batch_size=batch_size, log_every=log_every, replace=replace,
+                        track_grad_norm=track_grad_norm)
+
+    devices_key = tuple(devices) if sharded else None
+    try:
+        compiled = _compiled_sweep(problem, ctor, tuple(sorted(method_kwargs.items())), tuple(sorted(kwargs.items())),
+                                   max_loss, classification, keep_params, devices_key)
+    except TypeError:  # an unhashable method keyword: build it uncached
+        compiled = _compiled_sweep.__wrapped__(problem, ctor, tuple(sorted(method_kwargs.items())),
+                                               tuple(sorted(kwargs.items())), max_loss, classification,
+                                               keep_params, devices_key)
+    if sharded:
+        mesh = jax.sharding.Mesh(np.array(devices), (MESH_AXIS,))
+        split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MESH_AXIS))
+        same = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        data, test_data, params = jax.device_put((data, test_data, params), same)
+
+    settings = {"steps": steps, "batch_size": batch_size, "log_every": log_every, "replace": replace,
+                "chunk_size": chunk, "dtype": str(float_dtype), "keep_params": keep_params,
+                "track_grad_norm": track_grad_norm, "max_loss": max_loss,
+                "params": None if params is None else hashlib.sha1(
+                    b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(params))).hexdigest()}
+    out_dir = None if out_dir is None else Path(out_dir)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        manifest = _fingerprint(problem, probe.name, probe.options, coords, method_kwargs, settings)
+        mpath = out_dir / "manifest.json"
+        if mpath.exists():
+            if json.loads(mpath.read_text()) != manifest:
+                raise ValueError(f"out_dir={str(out_dir)!r} holds chunks of a different sweep (manifest.json differs);"
+                                 " use a new out_dir")
+        else:
+            tmp = mpath.with_name("manifest.json.tmp")
+            tmp.write_text(json.dumps(manifest, indent=1))
+            os.replace(tmp, mpath)
+
+    traces0 = _TRACES[0]
+    computed = loaded = 0
+    output_devices = None
+    pieces = []
+    bar = range(num_chunks)
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(bar, desc=f"sweep {probe.name} ({total} configs × {steps} steps)", unit="chunk")
+    for c in bar:
+        path = None if out_dir is None else out_dir / f"chunk_{c:05d}.npz"
+        if path is not None and path.exists():
+            with np.load(path) as f:
+                pieces.append({k: f[k] for k in f.files})
+            loaded += 1
+            continue
+        sl = slice(c * chunk, (c + 1) * chunk)
+        hp_c = {k: v[sl] for k, v in hp_flat.items()}
+        seeds_c = seeds[sl]
+        if sharded:
+            hp_c, seeds_c = jax.device_put((hp_c, seeds_c), split)
+        out = compiled(hp_c, seeds_c, data, test_data, params)
+        output_devices = len(out["losses"].sharding.device_set)
+        out = {k: np.asarray(v) for k, v in out.items()}
+        if path is not None:
+            _write_chunk(path, out)
+        pieces.append(out)
+        computed += 1
+
+    merged = {k: np.concatenate([p[k] for p in pieces])[:total] for k in pieces[0]}
+    grid_shape = lambda x: x.reshape(shape + x.shape[1:])
+    final_params = None
+    if keep_params:
+        treedef = jax.tree.structure(jax.eval_shape(problem.init, jax.random.key(0)) if params is None else params)
+        leaves = [grid_shape(merged[f"param_{i}"]) for i in range(treedef.num_leaves)]
+        final_params = jax.tree.unflatten(treedef, leaves)
+    info = {"compiles": _TRACES[0] - traces0, "chunks": num_chunks, "chunks_computed": computed,
+            "chunks_loaded": loaded, "chunk_size": chunk, "num_devices": num_devices,
+            "output_devices": output_devices, "seconds": time.perf_counter() - t_start}
+    return SweepResult(
+        method=probe.name, axes=axes, coords=coords, steps=log_steps(steps, log_every) if steps else np.array([0]),
+        losses=grid_shape(merged["losses"]),
+        test_losses=grid_shape(merged["test_losses"]) if test_data is not None else None,
+        test_accuracy=grid_shape(merged["test_accuracy"]) if classification else None,
+        grad_norms=grid_shape(merged["grad_norms"]) if track_grad_norm else None,
+        diverged=grid_shape(merged["diverged"]).astype(bool), diverged_at=grid_shape(merged["diverged_at"]),
+        params=final_params, info=info)
+
+
+__all__ = ["sweep", "SweepResult", "resolve_method"]
