@@ -113,10 +113,11 @@ def test_simulation_and_escape_shapes(x64, Hi):
     e0 = np.array([1.0, 0.0, 0.0])
     sim = simulate_linearized(Hi, 0.3, 0.1, 3, 8, jax.random.key(0), 1, e0=e0)
     assert sim.se[0] == 0 and sim.e0 == "fixed"
-    prob, x_star = interpolating_diagonal_net(0, n=4, d=3)
+    prob, x_star = interpolating_diagonal_net(0)  # the escape check's problem and run shape (shared compile)
     from sam_theory.optim import usam
-    res = escape_test(prob, x_star, usam(0.01, 0.01), 1e-6, 20, jax.random.key(0), log_every=5)
-    assert res.distances.shape == (5,) and not res.escaped
+    res = escape_test(prob, x_star, usam(0.01, 0.01), 1e-6, 1000, jax.random.key(0), log_every=10)
+    assert res.distances.shape == (101,) and res.losses.shape == (101,) and not res.escaped
+    assert res.max_distance < 2e-6 and np.isfinite(res.losses).all()
 
 
 def test_sym_basis_orthonormal():
@@ -146,3 +147,21 @@ def test_validation_hessians(x64):
         critical_learning_rate(np.ones((1, 1, 1)), -1.0)
     with pytest.raises(ValueError, match="eta"):
         necessary_conditions(1, 1, 1, 1, 0.0, 0.1)
+
+
+@pytest.mark.slow
+def test_matrix_free_problem_path_large_p(x64):
+    """p = 26 > DENSE_MAX_P: a problem stays matrix-free (per-example HVPs inside T, Lanczos on p² = 676); r(T)
+    and M agree with the dense per-example Hessians."""
+    from sam_theory.curvature import PerExampleHVP, per_example_hessians
+    from sam_theory.stability import curvature_source
+    prob, x_star = interpolating_diagonal_net(1, n=3, d=13)
+    assert isinstance(curvature_source((prob, x_star)), PerExampleHVP) and prob.num_params == 26
+    Hi = np.asarray(per_example_hessians(prob, x_star))
+    eta, rho = 1.0 / np.linalg.eigvalsh(Hi.mean(0))[-1], 0.1
+    r_free = spectral_radius((prob, x_star), eta, rho, 1, num_iters=80)
+    r_dense = spectral_radius(Hi, eta, rho, 1, method="dense")
+    assert r_free.method == "matrix_free" and r_dense.method == "dense"
+    assert abs(r_free.value - r_dense.value) <= 1e-9 + r_free.residual
+    np.testing.assert_allclose(moment_matrix((prob, x_star), eta, rho, 2), moment_matrix(Hi, eta, rho, 2),
+                               rtol=1e-10, atol=1e-12)

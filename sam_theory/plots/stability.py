@@ -18,7 +18,7 @@ def plot_phase_diagram(data: dict, path):
 
     ``data`` is `sam_theory.stability.phase.phase_diagram_data` (or the data of the check)."""
     etas, rhos, radii = np.asarray(data["etas"]), np.asarray(data["rhos"]), np.asarray(data["radii"])
-    fig, ax = new_figure(width=7.0, height=5.0)
+    fig, ax = new_figure(width=7.5, height=6.0)
     mesh = ax.pcolormesh(rhos, etas, np.log10(np.maximum(radii.T, 1e-300)), shading="nearest", cmap="coolwarm",
                          vmin=-1, vmax=1)
     fig.colorbar(mesh, ax=ax, label="log₁₀ r(T)")
@@ -26,6 +26,7 @@ def plot_phase_diagram(data: dict, path):
     for name, curve in data["curves"].items():
         label, color, ls = CURVE_STYLE[name]
         ax.plot(rhos, np.asarray(curve), color=color, ls=ls, lw=1.6, label=label)
+    ax.plot(rhos, 2 * rhos, color="0.4", lw=0.8, ls=(0, (1, 3)), label="η = 2ρ (s-bounds apply above)")
     sim = data.get("sim", [])
     for grew in (False, True):
         pts = [(r, e, pred == g) for e, r, g, pred in sim if g == grew]
@@ -43,8 +44,9 @@ def plot_phase_diagram(data: dict, path):
     ax.set_xlabel("ρ (USAM radius)")
     ax.set_ylabel("η (learning rate)")
     b = data.get("batch_size", 1)
-    ax.set_title(f"Linear stability of stochastic USAM (b = {b}): stable below the black curve")
-    ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+    ax.set_title(f"Linear stability of stochastic USAM (b = {b}, commuting H_i): stable below the black curve\n"
+                 f"necessary conditions hold below each coloured curve", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, framealpha=0.9)
     return save(fig, path)
 
 

@@ -13,7 +13,7 @@ from .simulate import simulate_linearized
 
 
 def phase_diagram_data(hessians, etas, rhos, batch_size: int = 1, replace: bool = False, *, params=None,
-                       sim_every: int = 2, sim_runs: int = 400, sim_steps: int = 60, key=None) -> dict:
+                       sim_every: int = 2, sim_runs: int = 2000, sim_steps: int = 60, key=None) -> dict:
     """Everything `sam_theory.plots.stability.plot_phase_diagram` draws, as a dict of arrays:
 
     ``radii`` (len(rhos), len(etas)) = r(T); ``eta_c`` per ρ (scan + bisection); ``a``, ``s`` (k: s_k) and
