@@ -151,7 +151,8 @@ def nonlinear_escape(ctx) -> CheckResult:
     rho, b, eps, steps = 0.05, 1, 1e-6, 1000
     trials = 3 if ctx.quick else 8
     prob, x_star = interpolating_diagonal_net(ctx.seed)
-    assert prob.interpolates(x_star, tol=1e-20)
+    if not prob.interpolates(x_star, tol=1e-20):
+        raise RuntimeError("the constructed x* does not interpolate")
     crit = critical_learning_rate((prob, x_star), rho, b)
     mismatches, lines, traces = 0, [], {}
     for factor in (0.7, 1.4):

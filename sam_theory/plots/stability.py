@@ -79,7 +79,8 @@ def plot_escape(data: dict, path):
     for k, (factor, tr) in enumerate(sorted(data["traces"].items())):
         for m, d in enumerate(tr["distances"]):
             ax.plot(tr["t"], d, color=f"C{k}", alpha=0.8,
-                    label=f"η = {factor}·η_c (r(T) = {tr['r']:.3f})" if m == 0 else None)
+                    label=(f"η = {factor}·η_c (r(T) = {tr['r']:.3f}"
+                           + (", marginal: null space of H)" if abs(tr["r"] - 1) < 1e-9 else ")")) if m == 0 else None)
     ax.axhline(100 * data["eps"], color="k", ls="--", lw=1, label="escape threshold 100‖e_0‖")
     ax.set_yscale("log")
     ax.set_xlabel("step t")
