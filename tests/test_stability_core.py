@@ -165,3 +165,14 @@ def test_matrix_free_problem_path_large_p(x64):
     assert abs(r_free.value - r_dense.value) <= 1e-9 + r_free.residual
     np.testing.assert_allclose(moment_matrix((prob, x_star), eta, rho, 2), moment_matrix(Hi, eta, rho, 2),
                                rtol=1e-10, atol=1e-12)
+
+
+def test_necessary_conditions_at_matches_hessian_moments(x64):
+    """a, s_k from the stability module agree with curvature.hessian_moments on a problem."""
+    from sam_theory.curvature import hessian_moments
+    from sam_theory.stability import curvature_summary, necessary_conditions_at
+    prob, x_star = interpolating_diagonal_net(0, n=4, d=3)
+    a, s2, s3, s4 = curvature_summary((prob, x_star), 2)
+    ref = hessian_moments(prob, x_star, batch_size=2, orders=(2, 3, 4))
+    np.testing.assert_allclose([a, s2, s3, s4], [ref.a, ref.s[2], ref.s[3], ref.s[4]], rtol=1e-10)
+    assert necessary_conditions_at((prob, x_star), 0.1, 0.01, 2).all_hold

@@ -11,7 +11,7 @@ from ..optim import usam
 from ..problems import diagonal_linear_net, linear_regression
 from ..stability.operator import STABILITY_TOL
 from ..stability.phase import phase_diagram_data
-from ..stability import (critical_learning_rate, escape_test, mean_step_sharpness, moment_matrix,
+from ..stability import (curvature_summary, critical_learning_rate, escape_test, mean_step_sharpness, moment_matrix,
                          necessary_conditions, one_dimensional_rate, simulate_linearized, spectral_radius,
                          stochastic_moments)
 from .registry import CheckResult, register
@@ -214,9 +214,8 @@ def necessary_conditions_hold(ctx) -> CheckResult:
     for label, Hi in (("commuting", commuting_hessians(n, p, ctx.seed)),
                       ("non-commuting", random_psd_hessians(n, p, ctx.seed))):
         H, S = stochastic_moments(Hi, b)
-        a = float(np.linalg.eigvalsh(H)[-1])
-        s = {k: float(np.sign(v) * abs(v) ** (1 / k)) for k, v in
-             ((k, np.linalg.eigvalsh(S[k])[-1]) for k in (2, 3, 4))}
+        a, *s_k = curvature_summary(Hi, b)
+        s = dict(zip((2, 3, 4), s_k))
         rhos = np.linspace(0.0, 1.0 / a, n_rho)
         etas = np.linspace(0.05, 1.2, n_eta) * 2 / a
         if label == "commuting":

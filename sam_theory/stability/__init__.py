@@ -6,7 +6,8 @@
 - `phase`: the data of the (η, ρ) phase diagram (`sam_theory.plots.stability.plot_phase_diagram`).
 - `simulate`: Monte Carlo of the linearized recursion against the exact Σ_t, and escape of the nonlinear optimizer.
 """
-from .conditions import NecessaryConditions, boundary_curves, necessary_conditions, one_dimensional_rate
+from .conditions import (NecessaryConditions, boundary_curves, curvature_summary, necessary_conditions,
+                         necessary_conditions_at, one_dimensional_rate)
 from .operator import (CriticalLR, SpectralRadius, critical_learning_rate, curvature_source, is_linearly_stable,
                        mean_step_sharpness, moment_matrix, second_moment_operator, spectral_radius,
                        stochastic_moments)
@@ -16,6 +17,6 @@ from .simulate import (EscapeResult, LinearizedSimulation, escape_test, propagat
 
 __all__ = ["moment_matrix", "stochastic_moments", "second_moment_operator", "spectral_radius", "SpectralRadius",
            "is_linearly_stable", "critical_learning_rate", "CriticalLR", "mean_step_sharpness", "curvature_source",
-           "necessary_conditions", "NecessaryConditions", "one_dimensional_rate", "boundary_curves",
+           "necessary_conditions", "necessary_conditions_at", "curvature_summary", "NecessaryConditions", "one_dimensional_rate", "boundary_curves",
            "simulate_linearized", "LinearizedSimulation", "propagate_second_moment", "escape_test", "EscapeResult",
            "phase_diagram_data"]

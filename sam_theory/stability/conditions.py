@@ -99,3 +99,18 @@ def boundary_curves(a, s2, s3, s4, rhos):
             "s3": (2 * rhos * s3**3) ** -0.5,
             "s4": 1 / (rhos * s4**2),
         }
+
+
+def curvature_summary(hessians, batch_size: int = 1, replace: bool = False, *, params=None):
+    """(a, s_2, s_3, s_4): a = λ_max(H), s_k = real k-th root of λ_max(S_k), S_k = E_ξ[H_ξ^k] − H^k (THEORY.md §4),
+    from (n, p, p) ``hessians`` or ``(problem, params)`` (dense p×p moments; small p)."""
+    from .operator import stochastic_moments  # same layer; imported here to keep this module's core NumPy-only
+    H, S = stochastic_moments(hessians, batch_size, replace, params=params)
+    top = {k: float(np.linalg.eigvalsh(S[k])[-1]) for k in (2, 3, 4)}
+    return (float(np.linalg.eigvalsh(H)[-1]),) + tuple(float(np.sign(v) * abs(v) ** (1 / k)) for k, v in top.items())
+
+
+def necessary_conditions_at(hessians, eta, rho, batch_size: int = 1, replace: bool = False, *, params=None,
+                            rtol: float = 1e-12) -> NecessaryConditions:
+    """`necessary_conditions` with a, s_k computed from ``hessians`` or ``(problem, params)``."""
+    return necessary_conditions(*curvature_summary(hessians, batch_size, replace, params=params), eta, rho, rtol=rtol)

@@ -6,9 +6,9 @@ import jax
 import numpy as np
 
 from ..validation import check_int
-from .conditions import boundary_curves
+from .conditions import boundary_curves, curvature_summary
 from .operator import (STABILITY_TOL, _radii, _resolve, batches_of, critical_learning_rate, curvature_source,
-                       stochastic_moments, validate)
+                       validate)
 from .simulate import simulate_linearized
 
 
@@ -30,9 +30,8 @@ def phase_diagram_data(hessians, etas, rhos, batch_size: int = 1, replace: bool 
     key = jax.random.key(0) if key is None else key
     radii = np.array([np.asarray(_radii(pe, idx, w, etas, rho, method, 60, key)[0]) for rho in rhos])
     eta_c = np.array([critical_learning_rate(pe, rho, batch_size, replace).eta for rho in rhos])
-    H, S = stochastic_moments(pe, batch_size, replace)
-    a = float(np.linalg.eigvalsh(H)[-1])
-    s = {k: float(np.sign(v) * abs(v) ** (1 / k)) for k, v in ((k, np.linalg.eigvalsh(S[k])[-1]) for k in (2, 3, 4))}
+    a, *s_k = curvature_summary(pe, batch_size, replace)
+    s = dict(zip((2, 3, 4), s_k))
     sim = []
     for i in range(0, len(rhos), sim_every):
         for j in range(0, len(etas), sim_every):
