@@ -14,7 +14,9 @@ CURVE_STYLE = {"a": ("a + ρa² = 2/η", "C1", "--"), "s2": ("s₂ = 1/√(η(η
 def plot_phase_diagram(data: dict, path):
     """r(T) on the (η, ρ) grid (colour, log scale), the exact boundary η_c(ρ) (r(T) = 1), the curves where each
     necessary condition becomes tight (each holds below its curve), and Monte Carlo outcomes of the linearized
-    recursion (o: E‖e_T‖² < ‖e_0‖², x: grew; red marks a disagreement with r(T) ≷ 1).
+    recursion (o: E‖e_T‖² < ‖e_0‖², x: grew; red marks a disagreement with r(T) ≷ 1 — e.g. at ρ = 0, η just
+    above η_c, where r(T) ≈ 1.2 but E log|1 − ηh| < 0 in every direction: the mean square grows through rare batch
+    sequences while typical paths decay, so a finite Monte Carlo mean misses the growth).
 
     ``data`` is `sam_theory.stability.phase.phase_diagram_data` (or the data of the check)."""
     etas, rhos, radii = np.asarray(data["etas"]), np.asarray(data["rhos"]), np.asarray(data["radii"])
