@@ -9,11 +9,10 @@ import numpy as np
 
 from ..optim import usam
 from ..problems import diagonal_linear_net, linear_regression
+from ..stability import (critical_learning_rate, curvature_summary, escape_test, mean_step_sharpness, moment_matrix,
+                         necessary_conditions, one_dimensional_rate, phase_diagram_data, simulate_linearized,
+                         spectral_radius, stochastic_moments)
 from ..stability.operator import STABILITY_TOL
-from ..stability.phase import phase_diagram_data
-from ..stability import (curvature_summary, critical_learning_rate, escape_test, mean_step_sharpness, moment_matrix,
-                         necessary_conditions, one_dimensional_rate, simulate_linearized, spectral_radius,
-                         stochastic_moments)
 from .registry import CheckResult, register
 
 EXACT_RTOL = 1e-10
@@ -62,9 +61,8 @@ def moment_identity(ctx) -> CheckResult:
         # failing control: the identity without the S_3 term must miss by far more than round-off
         eta, rho = hyper[0]
         _, S = stochastic_moments(Hi, b, rep)
-        control = max(control, _rel(M_for_wo := moment_matrix(Hi, eta, rho, b, rep, method="formula")
-                                    - 2 * eta**2 * rho * S[3], moment_matrix(Hi, eta, rho, b, rep)))
-        del M_for_wo
+        without_s3 = moment_matrix(Hi, eta, rho, b, rep, method="formula") - 2 * eta**2 * rho * S[3]
+        control = max(control, _rel(without_s3, moment_matrix(Hi, eta, rho, b, rep)))
         lines.append(f"b={b} {'with' if rep else 'without'} replacement: max rel err "
                      f"{max(v for k, v in errors.items() if k[:2] == (b, rep)):.2e}")
     worst = max(errors.values())
@@ -126,7 +124,8 @@ def exact_vs_simulated(ctx) -> CheckResult:
         texts.append(text)
         data[label[0]] = d
     ok &= zmax <= Z_MAX and control_z > Z_MAX
-    detail = (f"Fixed instances (data seed 0), Monte Carlo seed {ctx.seed}. {runs} runs × {steps} steps per η, batches without replacement, e_0 uniform on the sphere "
+    detail = (f"Fixed instances (data seed 0), Monte Carlo seed {ctx.seed}. {runs} runs × {steps} steps per η, "
+              f"batches without replacement, e_0 uniform on the sphere "
               f"(Σ_0 = I/p, ‖e_0‖ = 1). Pass iff |MC mean − exact tr Σ_t| ≤ {Z_MAX:g} SE at every t, both instances, "
               f"both sides of η_c (4 SE: two-sided p ≈ 6e-5 per t, < 0.4% over the 48 correlated t's for Gaussian "
               f"means; the horizon is short because ‖e_t‖² is a product of random factors whose tail grows with t, "
@@ -259,7 +258,8 @@ def necessary_conditions_hold(ctx) -> CheckResult:
                      f"i.e. typical paths decay — mean-square vs almost-sure stability — so a finite sample mean "
                      f"misses it)")
         lines.append(line)
-    detail = (f"n={n}, p={p}, b={b}; grid {n_eta} η ∈ [0.05, 1.2]·2/a × {n_rho} ρ ∈ [0, 1/a]; stable iff r(T) ≤ 1 + 1e-9. "
+    detail = (f"n={n}, p={p}, b={b}; grid {n_eta} η ∈ [0.05, 1.2]·2/a × {n_rho} ρ ∈ [0, 1/a]; "
+              f"stable iff r(T) ≤ 1 + 1e-9. "
               f"Commuting (diagonal) H_i: a ≤ (√(1+8ρ/η)−1)/(2ρ), s_2 ≤ 1/√(η(η−2ρ)) (η > 2ρ), s_3 ≤ (2η²ρ)^(−1/3), "
               f"s_4 ≤ (ηρ)^(−1/2) (η ≥ 2ρ, where every term of g is ≥ 0), a + ρa² ≤ 2/η; non-commuting: the general "
               f"a + ρa² ≤ 2/η and λ_max(H + ρE H_ξ²) ≤ 2/η. Slack: relative 1e-12 (round-off). Measured: the "

@@ -17,6 +17,7 @@ from .simulate import (EscapeResult, LinearizedSimulation, escape_test, propagat
 
 __all__ = ["moment_matrix", "stochastic_moments", "second_moment_operator", "spectral_radius", "SpectralRadius",
            "is_linearly_stable", "critical_learning_rate", "CriticalLR", "mean_step_sharpness", "curvature_source",
-           "necessary_conditions", "necessary_conditions_at", "curvature_summary", "NecessaryConditions", "one_dimensional_rate", "boundary_curves",
+           "necessary_conditions", "necessary_conditions_at", "curvature_summary", "NecessaryConditions",
+           "one_dimensional_rate", "boundary_curves",
            "simulate_linearized", "LinearizedSimulation", "propagate_second_moment", "escape_test", "EscapeResult",
            "phase_diagram_data"]

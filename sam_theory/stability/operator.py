@@ -32,7 +32,7 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
-from ..curvature import (LinearOperator, PerExampleHVP, enumerate_batches, lanczos, linear_operator,
+from ..curvature import (PerExampleHVP, enumerate_batches, lanczos, linear_operator,
                          moment_operator, per_example_hvp)
 from ..problems.base import Problem
 from ..validation import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
