@@ -30,7 +30,7 @@ def bound_linear_regression(ctx) -> CheckResult:
         res = check_linear_convergence(linear_regression(N, p, seed=ctx.seed), "usam", batch_size=BATCH,
                                        steps=steps, seeds=seeds, key=jax.random.key(ctx.seed + p), log_every=5,
                                        mc_slack_se=MC_SLACK_SE)
-        ok &= res.within_bound and res.theorem.c >= 0.5
+        ok &= res.within_bound and res.theorem.c >= 0.5 - 1e-12  # c = ½ up to round-off
         ratio = res.mean[1:] / res.bound[1:]  # t = 0 is equal by construction
         if ratio.max() > worst:
             worst, worst_at = float(ratio.max()), (p, int(res.t[1:][ratio.argmax()]))

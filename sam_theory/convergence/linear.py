@@ -16,7 +16,7 @@ from ..optim import Optimizer, sam, sgd, usam
 from ..problems import Problem, as_jax
 from ..train import log_steps, run, run_kwargs, validate_batch
 from ..validation import check_choice, check_int, check_nonnegative, check_positive
-from .constants import Constants, constants as compute_constants
+from .theorem_b_constants import Constants, constants as compute_constants
 from .rates import LinearRate, fit_linear_rate
 from .theorem_b import TheoremB, admissible_hyperparameters, theorem_b
 
