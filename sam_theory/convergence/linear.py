@@ -74,8 +74,10 @@ class LinearConvergence:
     final_params: object
 
     def curve(self) -> dict:
-        """``{"t", "mean", "se", "bound"}`` for `sam_theory.plots.plot_convergence`."""
-        return {"t": self.t, "mean": self.mean, "se": self.se, "bound": self.bound}
+        """``{"t", "mean", "se", "bound", "lo", "hi"}`` (lo, hi: 10% and 90% seed quantiles) for
+        `sam_theory.plots.plot_convergence`."""
+        lo, hi = np.quantile(self.losses, [0.1, 0.9], axis=0)
+        return {"t": self.t, "mean": self.mean, "se": self.se, "bound": self.bound, "lo": lo, "hi": hi}
 
     def summary(self) -> str:
         th = self.theorem
