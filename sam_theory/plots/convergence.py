@@ -14,7 +14,8 @@ def _colors(num):
     return iter(matplotlib.colormaps["viridis"](np.linspace(0.05, 0.85, max(num, 1))))
 
 
-def plot_convergence(curves: dict, path, *, title: str = "Convergence", label: str = "p", hlines: dict | None = None):
+def plot_convergence(curves: dict, path, *, title: str = "Convergence", label: str = "p", hlines: dict | None = None,
+                     ylabel: str = "training loss f(x_t)"):
     """``curves[key] = {"t", "mean", "se", "bound"}`` (optional "lo", "hi"): seed-mean (solid) with a band over seeds
     (the "lo"–"hi" seed quantiles when given, else ±2 SE), and the
     Theorem-B bound (1 − 2μηc)^t f(x₀) dashed in the same colour where ``bound`` is not None. ``hlines`` maps a
@@ -36,9 +37,10 @@ def plot_convergence(curves: dict, path, *, title: str = "Convergence", label: s
     for text, level in (hlines or {}).items():
         ax.axhline(level, color="k", ls=":", lw=1.2, label=text)
     ax.set_xlabel("step t")
-    ax.set_ylabel("training loss f(x_t)")
+    ax.set_ylabel(ylabel)
     band = "10–90% seed quantiles" if any(c.get("lo") is not None for c in curves.values()) else "±2 SE over seeds"
-    ax.set_title(title + f"\n(band: {band}; dashed: (1−2μηc)^t f(x₀))", fontsize=9)
+    dashed = "; dashed: (1−2μηc)^t f(x₀)" if any(c.get("bound") is not None for c in curves.values()) else ""
+    ax.set_title(title + f"\n(band: {band}{dashed})", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
     return save(fig, path)
@@ -108,7 +110,7 @@ def _theorem_b_figure(data, path):
 @figure_for("theorem_b.no_interpolation_floor")
 def _floor_figure(data, path):
     return plot_convergence(data["curves"], path, title=data.get("title", "Noise floor"), label="",
-                            hlines={f"least-squares optimum f* = {data['f_star']:.4g}": data["f_star"]})
+                            ylabel="excess loss f(x_t) − f*  (control: f* = 0)")
 
 
 @figure_for("theorem_b.rate_improves_with_p")
