@@ -117,11 +117,12 @@ def no_interpolation_floor(ctx) -> CheckResult:
         # excess loss, and the rate Theorem B would give f − f* if interpolation (A4) held: it is violated
         curve = {k: (v - f_star if k in ("mean", "lo", "hi") else v) for k, v in res.curve().items()}
         curve["bound"] = res.theorem.bound(res.t, float(res.mean[0]) - f_star)
-        crossed = res.t[np.argmax(curve["mean"] > curve["bound"])] if np.any(curve["mean"] > curve["bound"]) else None
+        above = curve["mean"] > curve["bound"]
+        crossed = int(res.t[np.argmax(above)]) if above.any() else None
         data["curves"][f"{method}, p={FLOOR_P} < n, noisy"] = curve
         lines.append(f"{method} (η={res.theorem.eta:.3g}, ρ={res.theorem.rho:.3g}): floor {summarize(per_seed_floor)}"
-                     f", floor − f* = {gap}, late |Δlog f| = {log_change:.3g} (flat iff ≤ {LATE_MAX_LOG_CHANGE}); the excess "
-                     f"loss crosses the rate (1−2μ⁺ηc)^t that Theorem B would give under (A4) at t={crossed}")
+                     f", floor − f* = {gap}, late |Δlog f| = {log_change:.3g} (flat iff ≤ {LATE_MAX_LOG_CHANGE}); "
+                     f"the excess loss crosses the rate (1−2μ⁺ηc)^t that Theorem B would give under (A4) at t={crossed}")
     control = linear_regression(FLOOR_N, CONTROL_P, seed=ctx.seed)
     ctrl = check_linear_convergence(control, "usam", batch_size=BATCH, steps=steps, seeds=seeds,
                                     key=jax.random.key(ctx.seed + 99), log_every=log_every)

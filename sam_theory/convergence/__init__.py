@@ -1,5 +1,6 @@
 """Convergence-rate theory: Theorem B (THEORY.md §6), its constants β, λ, μ, and rate fitting."""
-from .theorem_b_constants import Constants, constants, ntk_gram, per_example_top_eigenvalues, smallest_nonzero_eigenvalue
+from .theorem_b_constants import (Constants, constants, ntk_gram, per_example_top_eigenvalues,
+                                  smallest_nonzero_eigenvalue)
 from .linear import LinearConvergence, check_linear_convergence, train_seeds
 from .rates import LinearRate, fit_linear_rate
 from .theorem_b import TheoremB, admissible_hyperparameters, k_b, theorem_b

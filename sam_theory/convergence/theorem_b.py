@@ -56,7 +56,10 @@ def k_b(beta: float, mu: float, batch_size: int) -> float:
 
 
 def theorem_b(constants, eta: float, rho: float, batch_size: int) -> TheoremB:
-    """Evaluate Theorem B (THEORY.md §6) at (η, ρ, b); ``constants`` is a dict {"beta", "lam", "mu"} or a `Constants`."""
+    """Evaluate Theorem B (THEORY.md §6) at (η, ρ, b).
+
+    ``constants``: a dict {"beta", "lam", "mu"} or a `Constants` (from `sam_theory.convergence.constants`).
+    """
     beta, lam, mu = (float(constants[k]) for k in ("beta", "lam", "mu"))
     check_positive("beta", beta)
     check_positive("lam", lam)
