@@ -144,7 +144,7 @@ def _plot_rate(args) -> int:
     results = _sweep(args)
     slopes = [r.seed_slopes[np.isfinite(r.seed_slopes)] for r in results.values()]
     path = plot_rate(list(results), [s.mean() for s in slopes], [s.std(ddof=1) / np.sqrt(s.size) for s in slopes],
-                     [r.theorem.rate for r in results.values()], args.out,
+                     None if args.method == "sam" else [r.theorem.rate for r in results.values()], args.out,
                      title="Rate against p: " + sweep_title(results, args.method, args.problem))
     for p, r in results.items():
         print(f"p={p}: {r.summary()}")

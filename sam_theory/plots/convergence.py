@@ -53,8 +53,9 @@ def plot_rate(p_values, fitted, fitted_se, guaranteed, path, *, title: str = "Li
     p = np.asarray(p_values, dtype=float)
     decay, err = -np.asarray(fitted, dtype=float), 2 * np.asarray(fitted_se, dtype=float)
     ax.errorbar(p, decay, yerr=err, marker="o", capsize=4, lw=2, label="fitted −d log f/dt (mean ± 2 SE over seeds)")
-    ax.plot(p, -np.log(np.asarray(guaranteed, dtype=float)), "s--", lw=1.5,
-            label="guaranteed −log(1 − 2μηc) (Theorem B)")
+    if guaranteed is not None:  # None for normalized SAM, which Theorem B does not cover
+        ax.plot(p, -np.log(np.asarray(guaranteed, dtype=float)), "s--", lw=1.5,
+                label="guaranteed −log(1 − 2μηc) (Theorem B)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("number of parameters p")
