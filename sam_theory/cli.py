@@ -8,6 +8,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 
 def _write_json_atomic(path: Path, obj) -> None:
@@ -80,6 +81,91 @@ def verify(args) -> int:
     return 0 if not failed else 1
 
 
+# --- `sam-theory plot KIND`: figures outside the check table -------------------------------------------------
+class PlotKind(NamedTuple):
+    """One `plot` kind: ``run(args) -> int`` makes the figure; ``add_arguments(parser)`` adds the kind's own options
+    (every kind also gets --out, --seed, --steps, --seeds, --batch-size)."""
+
+    run: Callable
+    add_arguments: Callable | None = None
+    help: str = ""
+
+
+PLOT_KINDS: dict[str, PlotKind] = {}
+
+
+def register_plot_kind(name: str, run: Callable, add_arguments: Callable | None = None, help: str = "") -> None:
+    """Add ``sam-theory plot NAME`` (other modules call this; one line per kind)."""
+    PLOT_KINDS[name] = PlotKind(run, add_arguments, help)
+
+
+def _int_list(text: str) -> list[int]:
+    """"40,100,400" → [40, 100, 400] (positive integers), an argparse type."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _sweep_arguments(parser) -> None:
+    from .plots.convergence import SWEEP_PROBLEMS
+    parser.add_argument("--problem", choices=SWEEP_PROBLEMS, default="linear_regression")
+    parser.add_argument("--p", type=_int_list, default=[40, 100, 400, 1600], metavar="P1,P2,…",
+                        help="numbers of parameters (default 40,100,400,1600; each > n)")
+    parser.add_argument("--n", type=int, default=20, help="number of examples (default 20)")
+    parser.add_argument("--method", choices=("usam", "sgd", "sam"), default="usam",
+                        help="usam (Theorem B), sgd (ρ = 0) or sam (normalized: no bound drawn)")
+
+
+def _sweep(args):
+    from .plots.convergence import convergence_sweep
+    return convergence_sweep(args.problem, args.p, method=args.method, steps=args.steps, seeds=args.seeds,
+                             batch_size=args.batch_size, n=args.n, seed=args.seed)
+
+
+def _plot_convergence(args) -> int:
+    from .plots.convergence import plot_convergence, sweep_title
+    results = _sweep(args)
+    path = plot_convergence({p: r.curve() for p, r in results.items()}, args.out,
+                            title="Theorem B: " + sweep_title(results, args.method, args.problem))
+    for p, r in results.items():
+        print(f"p={p}: {r.summary()}")
+    print(f"wrote {path}")
+    return 0
+
+
+def _plot_rate(args) -> int:
+    import numpy as np
+
+    from .plots.convergence import plot_rate, sweep_title
+    results = _sweep(args)
+    slopes = [r.seed_slopes[np.isfinite(r.seed_slopes)] for r in results.values()]
+    path = plot_rate(list(results), [s.mean() for s in slopes], [s.std(ddof=1) / np.sqrt(s.size) for s in slopes],
+                     None if args.method == "sam" else [r.theorem.rate for r in results.values()], args.out,
+                     title="Rate against p: " + sweep_title(results, args.method, args.problem))
+    for p, r in results.items():
+        print(f"p={p}: {r.summary()}")
+    print(f"wrote {path}")
+    return 0
+
+
+register_plot_kind("convergence", _plot_convergence, _sweep_arguments,
+                   "log f(x_t) against t per p, band over seeds, Theorem B bound dashed (THEORY.md §6)")
+register_plot_kind("rate", _plot_rate, _sweep_arguments,
+                   "fitted linear rate against p, with the guaranteed 1 − 2μηc (THEORY.md §6)")
+
+
+def plot(args) -> int:
+    try:
+        return PLOT_KINDS[args.kind].run(args)
+    except ValueError as exc:  # bad input reaches here as a ValueError naming the argument
+        print(f"sam-theory plot {args.kind}: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam-theory", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-v", "--verbose", action="store_true", help="print every check's detail string")
     v.add_argument("--list", action="store_true", help="list the registered checks and exit")
     v.set_defaults(func=verify)
+    pl = sub.add_parser("plot", help="make a figure (kinds: " + ", ".join(PLOT_KINDS) + ")")
+    kinds = pl.add_subparsers(dest="kind", required=True)
+    for name, kind in PLOT_KINDS.items():
+        k = kinds.add_parser(name, help=kind.help, description=kind.help)
+        k.add_argument("--out", metavar="PNG", default=f"{name}.png", help=f"output file (default {name}.png)")
+        k.add_argument("--seed", type=int, default=0, help="data and batch seed (default 0)")
+        k.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+        k.add_argument("--seeds", type=int, default=16, help="batch-sampling seeds (default 16)")
+        k.add_argument("--batch-size", type=int, default=4, help="batch size b (default 4)")
+        if kind.add_arguments is not None:
+            kind.add_arguments(k)
+    pl.set_defaults(func=plot)
     return parser
 
 

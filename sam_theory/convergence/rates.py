@@ -13,7 +13,9 @@ class LinearRate:
 
     Attributes:
       slope: d log f / dt (negative for convergence).  rate: r = exp(slope).
-      ci: 95% confidence interval of the slope.  r2: coefficient of determination.  num_points: points used.
+      ci: 95% confidence interval of the slope (Student t, num_points − 2 degrees of freedom).
+      rate_ci: the same interval mapped to the rate, (exp(ci[0]), exp(ci[1])).
+      r2: coefficient of determination.  num_points: points used.  intercept: log C.
     """
 
     slope: float
@@ -21,10 +23,19 @@ class LinearRate:
     ci: tuple
     r2: float
     num_points: int
+    intercept: float = float("nan")
+
+    @property
+    def rate_ci(self) -> tuple:
+        return (float(np.exp(self.ci[0])), float(np.exp(self.ci[1])))
 
 
 def fit_linear_rate(losses, steps=None, *, floor: float = 1e-250) -> LinearRate:
-    """Fit a linear rate to a loss curve; points at or below ``floor`` (underflow) or non-finite are dropped."""
+    """Fit log f(x_t) = log C + t log r by least squares (THEORY.md §6: E f(x_t) ≤ r^t f(x_0) is a line in log f).
+
+    Points at or below ``floor`` (underflow, round-off plateau) or non-finite are dropped; at least 3 must remain.
+    Returns a `LinearRate` with the slope, the rate r, their 95% confidence intervals and R².
+    """
     losses = np.asarray(losses, dtype=float)
     steps = np.arange(losses.size) if steps is None else np.asarray(steps, dtype=float)
     keep = np.isfinite(losses) & (losses > floor)
@@ -34,4 +45,4 @@ def fit_linear_rate(losses, steps=None, *, floor: float = 1e-250) -> LinearRate:
     half = stats.t.ppf(0.975, keep.sum() - 2) * fit.stderr
     return LinearRate(slope=float(fit.slope), rate=float(np.exp(fit.slope)),
                       ci=(float(fit.slope - half), float(fit.slope + half)), r2=float(fit.rvalue**2),
-                      num_points=int(keep.sum()))
+                      num_points=int(keep.sum()), intercept=float(fit.intercept))

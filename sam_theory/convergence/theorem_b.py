@@ -55,8 +55,11 @@ def k_b(beta: float, mu: float, batch_size: int) -> float:
     return (batch_size - 1) / batch_size + beta / (batch_size * mu)
 
 
-def theorem_b(constants: dict, eta: float, rho: float, batch_size: int) -> TheoremB:
-    """Evaluate Theorem B (THEORY.md §6) for ``constants = {"beta", "lam", "mu"}`` at (η, ρ, b)."""
+def theorem_b(constants, eta: float, rho: float, batch_size: int) -> TheoremB:
+    """Evaluate Theorem B (THEORY.md §6) at (η, ρ, b).
+
+    ``constants``: a dict {"beta", "lam", "mu"} or a `Constants` (from `sam_theory.convergence.constants`).
+    """
     beta, lam, mu = (float(constants[k]) for k in ("beta", "lam", "mu"))
     check_positive("beta", beta)
     check_positive("lam", lam)
@@ -71,7 +74,7 @@ def theorem_b(constants: dict, eta: float, rho: float, batch_size: int) -> Theor
                     eta_max=1.0 / (2.0 * lam * (1.0 + beta * rho) ** 2 * K))
 
 
-def admissible_hyperparameters(constants: dict, batch_size: int, *, rho_fraction: float = 1.0,
+def admissible_hyperparameters(constants, batch_size: int, *, rho_fraction: float = 1.0,
                                eta_fraction: float = 1.0) -> TheoremB:
     """Theorem B at ρ = rho_fraction · ρ_max and η = eta_fraction · η_max(ρ): c ≥ ½ for fractions ≤ 1."""
     beta, mu = float(constants["beta"]), float(constants["mu"])
