@@ -38,6 +38,7 @@ def plot_conserved_quantity(data: dict, path):
     ax.loglog(eta, data["drift_sam"], "s-", label=f"n-SAM ρ=0.1 (control): slope {data['slope_sam']:.3f}")
     ax.loglog(eta, data["drift"][0] * eta / eta[0], "k--", lw=1, label="slope 1")
     ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(eta, [f"{e:g}" for e in eta])
     ax.set_xlabel("step size η")
     ax.set_ylabel("max_i |c_i,T − c_i,0| / c_0 at T = ηt fixed")
     ax.set_title("Drift of c = u² − v² (diagonal net, THEORY.md §9)", fontsize=9)
