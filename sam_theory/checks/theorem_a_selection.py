@@ -36,12 +36,13 @@ SETTINGS = {
                      "diagonal linear net u⊙v, n=20, d=120, k=3, α=0.1"),
     "two_layer_net": (lambda seed: two_layer_net(20, 5, 32, teacher_width=4, n_test=0, seed=seed), 0.03, 0.05,
                       10000, 20000, "two-layer ReLU net, n=20, input d=5, width m=32, teacher width 4, standard param."),
-    "matrix_factorization": (lambda seed: matrix_factorization(6, 6, 2, 8, init_scale=1.0, seed=seed), 0.2, 0.1,
-                             4000, 8000, "matrix factorization 6×6, r★=2, inner rank r=8, init scale 1, all 36 entries"),
+    "matrix_factorization": (lambda seed: matrix_factorization(6, 6, 2, 8, init_scale=0.5, seed=seed), 0.1, 0.2,
+                             12000, 24000, "matrix factorization 6×6, r★=2, inner rank r=8, init scale 0.5, all 36 "
+                             "entries observed"),
 }
 WIDTH_KNOB = "d"
 WIDTHS_QUICK, WIDTHS_FULL = (30, 120), (30, 60, 120)
-WIDTH_ETA, WIDTH_RHO, WIDTH_STEPS = 0.05, 0.1, 8000
+WIDTH_ETA, WIDTH_RHO, WIDTH_STEPS = 0.05, 0.1, 20000
 
 
 def _run(problem, eta, rho, seeds, steps):
@@ -62,7 +63,7 @@ def _interpolation(res) -> tuple[bool, str]:
 @register("theorem_a.sam_minima_flatter", "trend", "§5")
 def sam_minima_flatter(ctx) -> CheckResult:
     """Paired (same init, same batches) SGD − SAM differences of a, s_2, s_3, s_4 > 2 SE on each problem."""
-    num_seeds = 6 if ctx.quick else 16
+    num_seeds = 8 if ctx.quick else 16
     seeds = np.arange(num_seeds) + 1000 * ctx.seed
     ok, zs, lines, data = True, [], [], {}
     for label, (factory, eta, rho, steps_q, steps_f, desc) in SETTINGS.items():
@@ -96,7 +97,7 @@ def _relative_gap(res, m):
 @register("theorem_a.gap_grows_with_width", "trend", "§5")
 def gap_grows_with_width(ctx) -> CheckResult:
     """The relative gap (SGD − SAM)/SGD of each moment is larger at the largest d than at the smallest, > 2 SE."""
-    num_seeds = 6 if ctx.quick else 16
+    num_seeds = 8 if ctx.quick else 16
     widths = WIDTHS_QUICK if ctx.quick else WIDTHS_FULL
     seeds = np.arange(num_seeds) + 1000 * ctx.seed
     results, ok, lines = {}, True, []
