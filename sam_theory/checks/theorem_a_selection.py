@@ -34,8 +34,8 @@ def _diagonal(d, seed):
 SETTINGS = {
     "diagonal_net": (lambda seed: _diagonal(120, seed), 0.05, 0.1, 4000, 8000,
                      "diagonal linear net u⊙v, n=20, d=120, k=3, α=0.1"),
-    "two_layer_net": (lambda seed: two_layer_net(20, 5, 32, teacher_width=4, n_test=0, seed=seed), 0.03, 0.05,
-                      10000, 20000, "two-layer ReLU net, n=20, input d=5, width m=32, teacher width 4, standard param."),
+    "two_layer_net": (lambda seed: two_layer_net(20, 5, 32, teacher_width=4, n_test=0, seed=seed), 0.02, 0.05,
+                      30000, 60000, "two-layer ReLU net, n=20, input d=5, width m=32, teacher width 4, standard param."),
     "matrix_factorization": (lambda seed: matrix_factorization(6, 6, 2, 8, init_scale=0.5, seed=seed), 0.1, 0.2,
                              12000, 24000, "matrix factorization 6×6, r★=2, inner rank r=8, init scale 0.5, all 36 "
                              "entries observed"),
