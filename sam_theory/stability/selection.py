@@ -1,0 +1,223 @@
+"""Which minima SGD and SAM select: Hessian moments at the points they reach from the same init (THEORY.md §5 (iv)).
+
+Theorem A's necessary conditions bound the curvature of any minimum at which stochastic (U)SAM can stay,
+
+  a ≤ (√(1 + 8ρ/η) − 1)/(2ρ) < 2/η,   s_3 ≤ (2η²ρ)^{−1/3},   s_4 ≤ (ηρ)^{−1/2}   (SGD: a ≤ 2/η, s_2 ≤ 1/η),
+
+with a = λ_max(H) and s_k = λ_max(S_k)^{1/k}, S_k = E_ξ[H_ξ^k] − H^k (§4). The [trend] claim (iv) is that the minima
+SAM actually reaches have smaller a, s_2, s_3, s_4 than those SGD reaches from the same initialization.
+
+`minima_moments` measures it: for every seed it draws one initialization x_0 = problem.init(key_s) and one batch
+sequence (the trainer's PRNG key k_s), trains every optimizer from that same x_0 with that same key — hence the same
+batch ξ_t at every step t — by one `jax.vmap` of `sam_theory.train.run` over seeds (one `lax.scan` over steps, one
+compile per optimizer), and computes `sam_theory.curvature.hessian_moments` at each final point with the batch size
+and sampling used in training. The final losses f(x_T) and max_i f_i(x_T) are returned with the moments, because
+Hessian moments are meaningful only near an interpolating minimum (there H_i = J_iᵀJ_i for square losses, §4).
+
+s_3 can be negative (S_3 is indefinite when the H_i do not commute); s_3 is the real cube root of λ_max(S_3), the
+quantity that enters the moment identity and the necessary condition through 2η²ρ s_3³, so "smaller" means smaller
+as a signed number.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..curvature import enumerate_batches, hessian_moments, per_example_hessians, s2_factor
+from ..curvature.moments import real_root
+from ..optim import Optimizer
+from ..problems.base import Problem, as_jax
+from ..train import run, run_kwargs, validate_batch
+from ..validation import check_choice, check_int
+
+MOMENTS = ("a", "s2", "s3", "s4")
+METHODS = ("auto", "dense", "matrix_free")
+DENSE_MAX_PARAMS = 400  # method="auto": dense per-example Hessians (n·p² floats) up to this p, matrix-free above
+
+
+@dataclasses.dataclass(frozen=True)
+class MinimaMoments:
+    """Hessian moments at the points each optimizer reached, one entry per seed (arrays of shape (seeds,)).
+
+    Attributes:
+      names: the optimizer names (keys of every dict below).
+      seeds: the integer seeds (seed s: init key and batch key both derived from ``jax.random.key(s)``).
+      a, s2, s3, s4: dict name → array; a = λ_max(H), s_k = real k-th root of λ_max(S_k) (§4). NaN for a run
+        that diverged.
+      final_loss: dict name → f(x_T) (full training loss at the last step).
+      max_example_loss: dict name → max_i f_i(x_T) (≤ tol means every example is interpolated to tol).
+      initial_loss: f(x_0) per seed (the same for every optimizer: same init).
+      diverged: dict name → bool array (the trainer's divergence flag).
+      batch_size, replace, steps, method: how the runs and the moments were computed; p, n: problem sizes.
+    """
+
+    names: tuple
+    seeds: np.ndarray
+    a: dict
+    s2: dict
+    s3: dict
+    s4: dict
+    final_loss: dict
+    max_example_loss: dict
+    initial_loss: np.ndarray
+    diverged: dict
+    batch_size: int
+    replace: bool
+    steps: int
+    method: str
+    p: int
+    n: int
+
+    def moment(self, name: str, moment: str) -> np.ndarray:
+        """The per-seed array of ``moment`` ∈ {a, s2, s3, s4} for optimizer ``name``."""
+        check_choice("moment", moment, MOMENTS)
+        check_choice("name", name, self.names)
+        return getattr(self, moment)[name]
+
+    def paired_gap(self, moment: str, first: str, second: str, *, relative: bool = False) -> np.ndarray:
+        """Per-seed differences m(first) − m(second) from the same init and batches; with ``relative``, divided
+        by |m(first)| (the gap as a fraction of the first optimizer's value)."""
+        x, y = self.moment(first, moment), self.moment(second, moment)
+        return (x - y) / np.abs(x) if relative else x - y
+
+
+def _stacked(optimizers):
+    """One `Optimizer` whose hparams carry a leading axis over ``optimizers`` (all of the same kind and options)."""
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) for x in xs]),
+                        *optimizers)
+
+
+def _train_group(problem, optimizers, keys, *, steps, batch_size, replace, log_every):
+    """Final params (leading axes: optimizer, seed), losses and divergence flags of optimizers of one kind.
+
+    One compile: vmap over the stacked hyperparameters and over seeds of `sam_theory.train.run`. Seed s uses
+    k_init, k_run = split(key_s) for every optimizer: the same x_0 and the same batches ξ_t.
+    """
+    fn = functools.partial(run, **run_kwargs(problem, steps=steps, batch_size=batch_size, log_every=log_every,
+                                             replace=replace))
+    data = as_jax(problem.data)
+
+    def one(opt, key):
+        k_init, k_run = jax.random.split(key)
+        return fn(opt, problem.init(k_init), k_run, data)
+
+    out = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))(_stacked(optimizers), keys)
+    return out.params, np.asarray(out.losses), np.asarray(out.diverged)
+
+
+@functools.partial(jax.jit, static_argnames=("orders",))
+def _batch_powers(Hi, idx, weights, orders):
+    """Σ_ξ w_ξ H_ξ^k, H_ξ = mean of H_i over the rows of batch ξ, for each k in ``orders`` (rows of idx: batches)."""
+    def step(acc, inputs):
+        rows, w = inputs
+        Hxi = jnp.mean(Hi[rows], axis=0)
+        return tuple(a + w * jnp.linalg.matrix_power(Hxi, k) for a, k in zip(acc, orders)), None
+    return lax.scan(step, tuple(jnp.zeros_like(Hi[0]) for _ in orders), (idx, weights))[0]
+
+
+def _dense_moments_batched(problem, params, batch_size, replace, max_batches):
+    """a and λ_max(S_k), k = 2, 3, 4, for a stack of points (leading axis), by dense per-example Hessians.
+
+    The same formulas as `hessian_moments(method="dense")` (§4), computed for all points in one compile:
+    b = 1: S_k = (1/n)Σ H_i^k − H^k; b > 1: S_2 = c_b((1/n)Σ H_i² − H²) and S_3, S_4 by enumerating batches.
+    """
+    n = problem.n
+    batches = None
+    if batch_size > 1:
+        batches = enumerate_batches(n, batch_size, replace, max_batches)
+
+    def one(x):
+        Hi = per_example_hessians(problem, x)
+        Hi = 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2))
+        H = jnp.mean(Hi, axis=0)
+        mean_pow = lambda k: jnp.mean(jnp.linalg.matrix_power(Hi, k), axis=0)
+        if batches is None:
+            S = [mean_pow(k) - jnp.linalg.matrix_power(H, k) for k in (2, 3, 4)]
+        else:
+            high = _batch_powers(Hi, jnp.asarray(batches[0]), jnp.asarray(batches[1], H.dtype), (3, 4))
+            S = [s2_factor(n, batch_size, replace) * (mean_pow(2) - H @ H)] + \
+                [e - jnp.linalg.matrix_power(H, k) for e, k in zip(high, (3, 4))]
+        top = lambda M: jnp.linalg.eigvalsh(0.5 * (M + M.T))[-1]
+        return jnp.stack([top(H)] + [top(Sk) for Sk in S])
+
+    return np.asarray(jax.jit(jax.vmap(one))(params))
+
+
+def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, batch_size: int = 1,
+                   replace: bool = False, method: str = "auto", log_every: int | None = None,
+                   lanczos_iters: int | None = None, max_batches: int = 5000) -> MinimaMoments:
+    """Train every optimizer from the same init and batch sequence per seed; Hessian moments at each end point.
+
+    For seed s: k_init, k_run = split(key(s)); x_0 = problem.init(k_init); every optimizer runs ``steps`` steps of
+    `sam_theory.train.run` from x_0 with key k_run (so the same batches ξ_t), vmapped over seeds. At each final
+    x_T: a = λ_max(H), s_k = λ_max(S_k)^{1/k} for k = 2, 3, 4 with S_k = E_ξ[H_ξ^k] − H^k for the training batch
+    distribution (size ``batch_size``, with or without replacement) — THEORY.md §4, §5 (iv).
+
+    Args:
+      problem: the finite sum (a problem with several interpolating minima: not linear regression, §5).
+      optimizers: dict name → `Optimizer` (e.g. {"SGD": sgd(η), "SAM": usam(η, ρ)}).
+      seeds: iterable of integer seeds (at least one).
+      steps, batch_size, replace: the trainer's arguments.
+      method: "dense", "matrix_free" or "auto" (dense iff p ≤ 400).
+      log_every: loss logging period (default: only f(x_0) and f(x_T) are recorded).
+      lanczos_iters, max_batches: passed to `hessian_moments`.
+    """
+    if not isinstance(optimizers, dict) or not optimizers:
+        raise ValueError(f"optimizers must be a non-empty dict name -> Optimizer, got {optimizers!r}")
+    for name, opt in optimizers.items():
+        if not isinstance(opt, Optimizer):
+            raise ValueError(f"optimizers[{name!r}] must be an Optimizer, got {type(opt).__name__}")
+    seeds = np.asarray([check_int("seeds", s, minimum=0) for s in np.atleast_1d(seeds)], dtype=int)
+    if seeds.size == 0:
+        raise ValueError("seeds must contain at least one seed")
+    steps = check_int("steps", steps)
+    batch_size = validate_batch(problem, batch_size, replace)
+    check_choice("method", method, METHODS)
+    p = problem.num_params
+    method = ("dense" if p <= DENSE_MAX_PARAMS else "matrix_free") if method == "auto" else method
+    log_every = steps if log_every is None else check_int("log_every", log_every)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+    groups = {}
+    for name, opt in optimizers.items():
+        groups.setdefault(jax.tree.structure(opt), []).append(name)
+    num = seeds.size
+    values = {m: {} for m in MOMENTS}
+    final_loss, max_loss, diverged, initial = {}, {}, {}, None
+    per_example = jax.jit(jax.vmap(problem.losses))
+    for names in groups.values():
+        params, losses, div = _train_group(problem, [optimizers[k] for k in names], keys, steps=steps,
+                                           batch_size=batch_size, replace=replace, log_every=log_every)
+        flat = jax.tree.map(lambda leaf: leaf.reshape((-1,) + leaf.shape[2:]), params)  # (optimizer·seed, ...)
+        if method == "dense":
+            ends = _dense_moments_batched(problem, flat, batch_size, replace, max_batches)
+        else:
+            ends = np.array([_matrix_free_ends(problem, jax.tree.map(lambda leaf: leaf[j], flat), batch_size,
+                                               replace, lanczos_iters, max_batches, int(seeds[j % num]))
+                             for j in range(len(names) * num)])
+        ex_max = np.asarray(per_example(flat)).max(axis=1).reshape(len(names), num)
+        ends = ends.reshape(len(names), num, len(MOMENTS))
+        initial = losses[0, :, 0]
+        for g, name in enumerate(names):
+            final_loss[name], diverged[name], max_loss[name] = losses[g, :, -1], div[g], ex_max[g]
+            for m, (moment, col) in enumerate(zip(MOMENTS, ends[g].T)):
+                root = 1 if m == 0 else m + 1
+                values[moment][name] = np.where(div[g], np.nan, [real_root(v, root) for v in col])
+    order = tuple(optimizers)
+    return MinimaMoments(names=order, seeds=seeds, **{m: {k: values[m][k] for k in order} for m in MOMENTS},
+                         final_loss={k: final_loss[k] for k in order},
+                         max_example_loss={k: max_loss[k] for k in order}, initial_loss=initial,
+                         diverged={k: diverged[k] for k in order}, batch_size=batch_size, replace=bool(replace),
+                         steps=steps, method=method, p=p, n=problem.n)
+
+
+def _matrix_free_ends(problem, x, batch_size, replace, lanczos_iters, max_batches, seed):
+    """(a, λ_max(S_2), λ_max(S_3), λ_max(S_4)) at one point by `hessian_moments(method="matrix_free")`."""
+    hm = hessian_moments(problem, x, batch_size=batch_size, replace=replace, orders=(2, 3, 4),
+                         method="matrix_free", lanczos_iters=lanczos_iters, max_batches=max_batches,
+                         key=jax.random.key(seed))
+    return [hm.a, hm.s_max[2], hm.s_max[3], hm.s_max[4]]
