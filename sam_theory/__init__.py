@@ -3,10 +3,10 @@
 The layout is the architecture: problems → optim → train → curvature → stability, convergence → checks → cli,
 plots. THEORY.md (shared with the project) is the specification of every formula.
 """
-from . import convergence, curvature, optim, problems
+from . import convergence, curvature, optim, problems, stability
 from .precision import float64
 from .train import History, train
 from .sweep import SweepResult, sweep  # noqa: E402  (the function shadows the module name on purpose)
 
 __version__ = "0.1.0"
-__all__ = ["problems", "optim", "curvature", "convergence", "train", "History", "float64", "sweep", "SweepResult"]
+__all__ = ["problems", "optim", "curvature", "stability", "convergence", "train", "History", "float64", "sweep", "SweepResult"]

@@ -112,6 +112,9 @@ def _int_list(text: str) -> list[int]:
 
 def _sweep_arguments(parser) -> None:
     from .plots.convergence import SWEEP_PROBLEMS
+    parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    parser.add_argument("--seeds", type=int, default=16, help="batch-sampling seeds (default 16)")
+    parser.add_argument("--batch-size", type=int, default=4, help="batch size b (default 4)")
     parser.add_argument("--problem", choices=SWEEP_PROBLEMS, default="linear_regression")
     parser.add_argument("--p", type=_int_list, default=[40, 100, 400, 1600], metavar="P1,P2,…",
                         help="numbers of parameters (default 40,100,400,1600; each > n)")
@@ -158,6 +161,44 @@ register_plot_kind("rate", _plot_rate, _sweep_arguments,
                    "fitted linear rate against p, with the guaranteed 1 − 2μηc (THEORY.md §6)")
 
 
+# Figures of registered checks: the kind runs the check (quick sizes unless --full) and renders its figure.
+CHECK_FIGURES = {
+    "phase-diagram": ("theorem_a.necessary_conditions_hold",
+                      "(η, ρ) stability phase diagram: r(T) = 1, necessary-condition curves, escapes (THEORY.md §5)"),
+    "escape": ("theorem_a.nonlinear_escape", "SAM/USAM escape from an interpolating minimum vs r(T) (THEORY.md §5)"),
+    "moments-width": ("theorem_a.gap_grows_with_width",
+                      "Hessian moments of SGD's and SAM's minima against width, ±2 SE (THEORY.md §5 (iv))"),
+    "two-cycle": ("eos.two_cycle", "normalized full-batch SAM on a quadratic: the 2-cycle (THEORY.md §7)"),
+    "sam-edge": ("eos.sam_edge", "sharpness of full-batch SAM against the SAM edge and 2/η (THEORY.md §7)"),
+    "diag-net": ("diag_net.one_sam_beats_gd", "diagonal-net test loss against ρ: GD, n-SAM, 1-SAM (THEORY.md §9)"),
+    "m-sharpness": ("msharpness.smaller_m_flatter", "flatness of m-SAM's solutions against m (THEORY.md §8)"),
+}
+
+
+def _check_figure_arguments(parser) -> None:
+    parser.add_argument("--full", action="store_true", help="the check's full sizes (default: verify --quick's)")
+
+
+def _check_figure(check_name: str) -> Callable:
+    def run(args) -> int:
+        from . import checks, plots
+        (check,) = [c for c in checks.select(None) if c.name == check_name]
+        out = Path(args.out)
+        record, data = checks.run_check(check, checks.Context(quick=not args.full, seed=args.seed,
+                                                             out_dir=out.parent))
+        print(_table([record]))
+        if not data:
+            print(f"{check_name} produced no figure data: {record['detail']}", file=sys.stderr)
+            return 1
+        print(f"wrote {plots.FIGURES[check_name](data, out)}")
+        return 0
+    return run
+
+
+for _kind, (_check, _help) in CHECK_FIGURES.items():
+    register_plot_kind(_kind, _check_figure(_check), _check_figure_arguments, f"{_help} [check {_check}]")
+
+
 def plot(args) -> int:
     try:
         return PLOT_KINDS[args.kind].run(args)
@@ -184,9 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
         k = kinds.add_parser(name, help=kind.help, description=kind.help)
         k.add_argument("--out", metavar="PNG", default=f"{name}.png", help=f"output file (default {name}.png)")
         k.add_argument("--seed", type=int, default=0, help="data and batch seed (default 0)")
-        k.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
-        k.add_argument("--seeds", type=int, default=16, help="batch-sampling seeds (default 16)")
-        k.add_argument("--batch-size", type=int, default=4, help="batch size b (default 4)")
         if kind.add_arguments is not None:
             kind.add_arguments(k)
     pl.set_defaults(func=plot)

@@ -28,3 +28,19 @@ def test_plot_kinds_are_extensible(tmp_path, monkeypatch):
         lambda parser: parser.add_argument("--value", type=int, default=1), "test kind"))
     assert cli.main(["plot", "dummy", "--value", "7", "--out", str(tmp_path / "d.png")]) == 0
     assert seen == {"value": 7}
+
+
+def test_check_figure_kind_runs_its_check(tmp_path, capsys):
+    """`plot two-cycle` runs eos.two_cycle (quick) and renders its registered figure."""
+    out = tmp_path / "cycle.png"
+    assert cli.main(["plot", "two-cycle", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = capsys.readouterr().out
+    assert "eos.two_cycle" in text and "PASS" in text
+
+
+def test_every_check_figure_kind_names_a_check_with_a_figure():
+    from sam_theory import checks, plots
+    for kind, (name, _) in cli.CHECK_FIGURES.items():
+        assert name in checks.REGISTRY and name in plots.FIGURES, kind
+        assert kind in cli.PLOT_KINDS

@@ -4,6 +4,7 @@
   operator T, its spectral radius r(T), `is_linearly_stable`, the critical learning rate η_c(ρ, b).
 - `conditions`: the necessary conditions on a, s_2, s_3, s_4 and the one-dimensional (commuting) criterion.
 - `phase`: the data of the (η, ρ) phase diagram (`sam_theory.plots.stability.plot_phase_diagram`).
+- `selection`: the Hessian moments of the minima SGD and SAM reach from the same init (§5 (iv)).
 - `simulate`: Monte Carlo of the linearized recursion against the exact Σ_t, and escape of the nonlinear optimizer.
 """
 from .conditions import (NecessaryConditions, boundary_curves, curvature_summary, necessary_conditions,
@@ -12,6 +13,7 @@ from .operator import (CriticalLR, SpectralRadius, critical_learning_rate, curva
                        mean_step_sharpness, moment_matrix, second_moment_operator, spectral_radius,
                        stochastic_moments)
 from .phase import phase_diagram_data
+from .selection import MinimaMoments, minima_moments
 from .simulate import (EscapeResult, LinearizedSimulation, escape_test, propagate_second_moment,
                        simulate_linearized)
 
@@ -20,4 +22,4 @@ __all__ = ["moment_matrix", "stochastic_moments", "second_moment_operator", "spe
            "necessary_conditions", "necessary_conditions_at", "curvature_summary", "NecessaryConditions",
            "one_dimensional_rate", "boundary_curves",
            "simulate_linearized", "LinearizedSimulation", "propagate_second_moment", "escape_test", "EscapeResult",
-           "phase_diagram_data"]
+           "phase_diagram_data", "minima_moments", "MinimaMoments"]
