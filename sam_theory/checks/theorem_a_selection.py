@@ -41,7 +41,7 @@ SETTINGS = {
                              "entries observed"),
 }
 WIDTH_KNOB = "d"
-WIDTHS_QUICK, WIDTHS_FULL = (30, 120), (30, 60, 120)
+WIDTHS = (30, 60, 120)  # quick and full
 WIDTH_ETA, WIDTH_RHO, WIDTH_STEPS = 0.05, 0.1, 20000
 
 
@@ -98,7 +98,7 @@ def _relative_gap(res, m):
 def gap_grows_with_width(ctx) -> CheckResult:
     """The relative gap (SGD − SAM)/SGD of each moment is larger at the largest d than at the smallest, > 2 SE."""
     num_seeds = 8 if ctx.quick else 16
-    widths = WIDTHS_QUICK if ctx.quick else WIDTHS_FULL
+    widths = WIDTHS
     seeds = np.arange(num_seeds) + 1000 * ctx.seed
     results, ok, lines = {}, True, []
     for d in widths:

@@ -142,10 +142,12 @@ def _dense_moments_batched(problem, params, batch_size, replace, max_batches):
             high = _batch_powers(Hi, jnp.asarray(batches[0]), jnp.asarray(batches[1], H.dtype), (3, 4))
             S = [s2_factor(n, batch_size, replace) * (mean_pow(2) - H @ H)] + \
                 [e - jnp.linalg.matrix_power(H, k) for e, k in zip(high, (3, 4))]
-        top = lambda M: jnp.linalg.eigvalsh(0.5 * (M + M.T))[-1]
-        return jnp.stack([top(H)] + [top(Sk) for Sk in S])
+        M = jnp.stack([H] + S)
+        return 0.5 * (M + jnp.swapaxes(M, 1, 2))
 
-    return np.asarray(jax.jit(jax.vmap(one))(params))
+    # eigvalsh outside jit: several batched `eigh` kernels in one XLA CPU graph can deadlock its thread pool
+    # (jaxlib 0.10.2: each blocks a pool thread in ParallelBatchMap); numpy's LAPACK has no such interaction.
+    return np.linalg.eigvalsh(np.asarray(jax.jit(jax.vmap(one))(params)))[..., -1]
 
 
 def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, batch_size: int = 1,
