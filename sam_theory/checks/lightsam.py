@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import hessian
+from ..curvature import eigvalsh, hessian
 from ..problems import two_layer_net
 from ..sweep import sweep
 from .registry import CheckResult, register
@@ -48,7 +48,7 @@ def no_divergence_grid(ctx) -> CheckResult:
     kw = dict(steps=steps, batch_size=BATCH, log_every=log_every, progress=False)
     light = sweep(prob, "lightsam", grid, variant="adagrad_norm", **kw)
     sam = sweep(prob, "sam", grid, track_grad_norm=False, **kw)
-    lam0 = np.asarray(jax.jit(jax.vmap(lambda k: jnp.linalg.eigvalsh(
+    lam0 = np.asarray(jax.jit(jax.vmap(lambda k: eigvalsh(
         hessian(prob.loss, prob.init(jax.random.key(k))))[-1]))(grid["seed"]))
     edge = 2.0 / lam0  # 2/λ_max(∇²f(x_0)) per seed
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import hessian
+from ..curvature import eigvalsh, hessian
 from ..optim import msam
 from ..problems import as_jax, diagonal_linear_net
 from ..train import run, run_kwargs
@@ -46,7 +46,7 @@ def msam_runs(problems, m: int, *, rho: float, steps: int, log_every: int):
     def one(d, td):
         out = fn(opt, ref.init(None), jax.random.key(0), d, td)
         H = hessian(lambda p: ref.batch_loss(p, d), out.params)
-        return out.losses[-1], out.test_losses[-1], jnp.linalg.eigvalsh(H)[-1], jnp.trace(H), out.diverged
+        return out.losses[-1], out.test_losses[-1], eigvalsh(H)[-1], jnp.trace(H), out.diverged
 
     return tuple(np.asarray(x) for x in jax.jit(jax.vmap(one))(data, test))
 

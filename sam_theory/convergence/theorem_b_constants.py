@@ -23,6 +23,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..curvature import hessian, hvp, per_example_hessians, top_eigenvalues
+from ..curvature.eigh import eigvalsh
 from ..curvature.lanczos import lanczos_tridiag, tridiagonal
 from ..problems import LinearRegression, Problem, as_jax
 from ..validation import check_choice, check_int
@@ -97,7 +98,7 @@ def per_example_top_eigenvalues(problem: Problem, params, *, num_iters: int | No
         matvec = lambda v: jax.jvp(grad_i, (flat,), (v,))[1]
         k0, k1 = jax.random.split(k)
         alphas, betas, _ = lanczos_tridiag(matvec, jax.random.normal(k0, (p,), flat.dtype), num_iters, "full", k1)
-        return jnp.linalg.eigvalsh(tridiagonal(alphas, betas))[-1]
+        return eigvalsh(tridiagonal(alphas, betas))[-1]
 
     keys = jax.random.split(key, problem.n)
     return np.asarray(jax.jit(jax.vmap(one))(data, keys))

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..validation import check_choice, check_int
+from .eigh import eigh
 from .operators import LinearOperator
 
 REORTHO = ("full", "none")
@@ -111,7 +112,7 @@ def _lanczos(op: LinearOperator, key, num_iters: int, reortho: str) -> LanczosRe
     k_start, k_restart = jax.random.split(key)
     v0 = jax.random.normal(k_start, (op.size,), op.dtype)
     alphas, betas, basis = lanczos_tridiag(op.matvec, v0, num_iters, reortho, k_restart)
-    theta, s = jnp.linalg.eigh(tridiagonal(alphas, betas))
+    theta, s = eigh(tridiagonal(alphas, betas))
     vectors = s.T @ basis[:num_iters]
     residuals = jnp.abs(betas[-1] * s[-1, :])
     return LanczosResult(theta, vectors, residuals, alphas, betas, num_iters, reortho)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..validation import check_choice, check_int, check_positive
+from .eigh import eigh
 from .lanczos import REORTHO, lanczos_tridiag, tridiagonal
 from .operators import LinearOperator
 
@@ -144,7 +145,7 @@ def _slq_nodes(op, key, f, num_probes: int, order: int, reortho: str):
         return lanczos_tridiag(op.matvec, z, order, reortho, k)[:2]
 
     alphas, betas = lax.map(lambda a: coefficients(*a), (probes, jax.random.split(k_r, num_probes)))
-    theta, s = jnp.linalg.eigh(jax.vmap(tridiagonal)(alphas, betas))
+    theta, s = eigh(jax.vmap(tridiagonal)(alphas, betas))
     weights = s[:, 0, :] ** 2
     return theta, weights * op.size  # ‖z‖² = p for Rademacher probes
 

@@ -32,7 +32,7 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
-from ..curvature import (PerExampleHVP, enumerate_batches, lanczos, linear_operator,
+from ..curvature import (PerExampleHVP, eigh, eigvalsh, enumerate_batches, lanczos, linear_operator,
                          moment_operator, per_example_hvp)
 from ..problems.base import Problem
 from ..validation import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
@@ -276,7 +276,7 @@ def _radius_dense(pe, idx, w, etas, rho, U):
     def one(eta):
         K = U.T @ _dense_T(pe, idx, w, eta, rho) @ U
         K = 0.5 * (K + K.T)
-        theta, vecs = jnp.linalg.eigh(K)
+        theta, vecs = eigh(K)
         j = jnp.argmax(jnp.abs(theta))
         v = vecs[:, j]
         return jnp.abs(theta[j]), jnp.linalg.norm(K @ v - theta[j] * v), U @ v
@@ -365,7 +365,7 @@ def _mean_A_top(pe, idx, w, rho):
         HV = batch_hvp(pe, rows, eye)
         return HV + rho * batch_hvp(pe, rows, HV)
     EA = jnp.einsum("b,bij->ij", w, lax.map(one, idx))
-    return jnp.linalg.eigvalsh(0.5 * (EA + EA.T))[-1]
+    return eigvalsh(0.5 * (EA + EA.T))[-1]
 
 
 def _mean_A_apply(pe, idx, w, rho, v):
