@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from .style import figure_for, new_figure, save
+from .style import figure_for, finish, new_figure
 
 
 def plot_diag_net_vs_rho(data: dict, path):
@@ -21,12 +21,9 @@ def plot_diag_net_vs_rho(data: dict, path):
         ax.loglog(rho, np.exp(np.log(vals).mean(axis=1)), "o-", color=color, lw=1.8, label=label)
         ax.fill_between(rho, vals.min(axis=1), vals.max(axis=1), color=color, alpha=0.2)
     ax.set_yscale("log")
-    ax.set_xlabel("ρ (A–F convention; ours: ρ for n-SAM, 2ρ for 1-SAM)")
-    ax.set_ylabel("test loss (1/2n_test)‖X_test β − y_test‖²")
-    ax.set_title("Diagonal linear net n=20, d=30, k=3, α=0.1, η=10/d (band: min–max over seeds)", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    return save(fig, path)
+    return finish(fig, ax, path, xlabel="ρ (A–F convention; ours: ρ for n-SAM, 2ρ for 1-SAM)",
+                  ylabel="test loss (1/2n_test)‖X_test β − y_test‖²",
+                  title="Diagonal linear net n=20, d=30, k=3, α=0.1, η=10/d (band: min–max over seeds)")
 
 
 def plot_conserved_quantity(data: dict, path):
@@ -39,12 +36,8 @@ def plot_conserved_quantity(data: dict, path):
     ax.loglog(eta, data["drift"][0] * eta / eta[0], "k--", lw=1, label="slope 1")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(eta, [f"{e:g}" for e in eta])
-    ax.set_xlabel("step size η")
-    ax.set_ylabel("max_i |c_i,T − c_i,0| / c_0 at T = ηt fixed")
-    ax.set_title("Drift of c = u² − v² (diagonal net, THEORY.md §9)", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    return save(fig, path)
+    return finish(fig, ax, path, xlabel="step size η", ylabel="max_i |c_i,T − c_i,0| / c_0 at T = ηt fixed",
+                  title="Drift of c = u² − v² (diagonal net, THEORY.md §9)")
 
 
 def plot_implicit_bias(data: dict, path):
@@ -57,12 +50,8 @@ def plot_implicit_bias(data: dict, path):
     ax.plot(idx, data["beta_potential"], "o", mfc="none", ms=9, color="tab:orange",
             label="argmin_{Xβ=y} φ_c∞(β)")
     ax.plot(idx, data["beta_gd"], "x", color="tab:blue", label="GD limit u⊙v")
-    ax.set_xlabel("coordinate i")
-    ax.set_ylabel("β_i")
-    ax.set_title("Implicit bias of GD on u⊙v: hyperbolic-entropy minimizer (THEORY.md §9)", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
-    return save(fig, path)
+    return finish(fig, ax, path, xlabel="coordinate i", ylabel="β_i", grid="major",
+                  title="Implicit bias of GD on u⊙v: hyperbolic-entropy minimizer (THEORY.md §9)")
 
 
 figure_for("diag_net.one_sam_beats_gd")(plot_diag_net_vs_rho)

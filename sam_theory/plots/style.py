@@ -33,6 +33,16 @@ def save(fig, path) -> Path:
     return path
 
 
+def finish(fig, ax, path, *, xlabel: str, ylabel: str, title: str, grid: str = "both") -> Path:
+    """Label a one-axes figure, add its legend and grid (``grid``: which ticks), and save it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which=grid, alpha=0.3)
+    return save(fig, path)
+
+
 def render_check_figure(name: str, data: dict, out_dir) -> Path | None:
     """Render the figure registered for ``name`` into ``out_dir``, if any and if ``data`` is non-empty."""
     if not data or name not in FIGURES:
