@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 EXTRAS ?= dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv run test test-slow bench clean
+.PHONY: venv run test test-slow bench bench-torch clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_cost.py
+
+# PyTorch CPU comparison: torch is not a dependency; 2.13.0 is the CPU build pip finds on this workplace's disk.
+bench-torch: $(STAMP)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python benchmarks/torch_sam.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

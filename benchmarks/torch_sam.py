@@ -86,10 +86,10 @@ def main(argv=None):
     model = torch.nn.Sequential(torch.nn.Linear(args.d, args.width, bias=False), torch.nn.ReLU(),
                                 torch.nn.Linear(args.width, 1, bias=False))
     with torch.no_grad():
-        model[0].weight.copy_(torch.from_numpy(np.asarray(params["W"])))
-        model[2].weight.copy_(torch.from_numpy(np.asarray(params["v"])[None, :]))
-    Xt = torch.from_numpy(np.asarray(X[: args.batch]))
-    yt = torch.from_numpy(np.asarray(y[: args.batch]))
+        model[0].weight.copy_(torch.from_numpy(np.array(params["W"])))
+        model[2].weight.copy_(torch.from_numpy(np.array(params["v"])[None, :]))
+    Xt = torch.from_numpy(np.array(X[: args.batch]))
+    yt = torch.from_numpy(np.array(y[: args.batch]))
     tsam = torch_sam_class()(model.parameters(), torch.optim.SGD, rho=RHO, lr=LR)
     loss_fn = lambda: 0.5 * ((model(Xt)[:, 0] - yt) ** 2).mean()
 
