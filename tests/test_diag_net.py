@@ -51,7 +51,7 @@ def test_bad_input(kwargs, name):
 
 
 @pytest.mark.parametrize("name", ["diag_net.conserved_quantity", "diag_net.implicit_bias_potential",
-                                  "diag_net.one_sam_beats_gd"])
+                                  "diag_net.one_sam_beats_gd", "diag_net.af_reference"])
 def test_diag_net_check_passes(name):
     (check,) = select(name.replace(".", r"\.") + "$")
     record, _ = run_check(check, Context(quick=True, seed=0))
@@ -64,3 +64,17 @@ def test_plot_diag_net_vs_rho(tmp_path):
     data = {"rho_af": np.array([0.01, 0.1]), "gd": rng.uniform(1e-3, 1e-2, 3), "nsam": rng.uniform(1e-3, 1e-2, (2, 3)),
             "one_sam": rng.uniform(1e-6, 1e-3, (2, 3))}
     assert plot_diag_net_vs_rho(data, tmp_path / "d.png").stat().st_size > 0
+
+
+def test_af_design_is_the_notebook_draw():
+    """design="af": θ★ ≥ 0 on the first k coordinates, unit norm, from np.random.seed(seed); "random" differs."""
+    from sam_theory.problems import diagonal_linear_net
+    af = diagonal_linear_net(seed=0, design="af", n_test=10)
+    rng = np.random.RandomState(0)
+    np.testing.assert_array_equal(af.X, rng.multivariate_normal(np.zeros(30), np.eye(30), 20))
+    assert np.all(af.theta_star[:3] > 0) and np.all(af.theta_star[3:] == 0)
+    np.testing.assert_allclose(np.linalg.norm(af.theta_star), 1.0, rtol=1e-15)
+    assert af.describe()["design"] == "af"
+    assert not np.array_equal(diagonal_linear_net(seed=0, n_test=10).X, af.X)
+    with pytest.raises(ValueError, match="design"):
+        diagonal_linear_net(design="pesme")

@@ -18,13 +18,14 @@ from .base import Problem
 from .masks import apply_mask
 
 FORMS = ("uv", "u2-v2")
+DESIGNS = ("random", "af")
 
 
 class DiagonalLinearNet(Problem):
     name = "diagonal_linear_net"
 
     def __init__(self, n=20, d=30, k=3, *, alpha=0.1, form="uv", depth=2, noise=0.0, n_test=1000, seed=0,
-                 sparsity=0.0, pruner="random", weight_decay=0.0, perturb_weight_decay=False):
+                 design="random", sparsity=0.0, pruner="random", weight_decay=0.0, perturb_weight_decay=False):
         self.n_train, self.d, self.k = check_int("n", n), check_int("d", d), check_int("k", k)
         if k > d:
             raise ValueError(f"k must be <= d, got k={k}, d={d}")
@@ -33,15 +34,26 @@ class DiagonalLinearNet(Problem):
         self.depth = check_int("depth", depth, minimum=2)
         self.noise = float(check_nonnegative("noise", noise))
         self.n_test, self.seed = check_int("n_test", n_test, minimum=0), seed
-        rng = np.random.default_rng(seed)
-        X = rng.standard_normal((n, d))
-        theta = np.zeros(d)
-        support = np.sort(rng.choice(d, k, replace=False))
-        theta[support] = rng.standard_normal(k)
-        theta /= np.linalg.norm(theta)
+        self.design = check_choice("design", design, DESIGNS)
+        if design == "random":
+            rng = np.random.default_rng(seed)
+            X = rng.standard_normal((n, d))
+            theta = np.zeros(d)
+            support = np.sort(rng.choice(d, k, replace=False))
+            theta[support] = rng.standard_normal(k)
+            theta /= np.linalg.norm(theta)
+            y = X @ theta + self.noise * rng.standard_normal(n)
+            X_test = rng.standard_normal((n_test, d))
+        else:  # the draw of A–F's notebook (np.random.seed(seed)): θ★ ≥ 0 on the first k coordinates
+            rng = np.random.RandomState(seed)
+            X = rng.multivariate_normal(np.zeros(d), np.eye(d), n)
+            X_test = rng.multivariate_normal(np.zeros(d), np.eye(d), n_test)
+            theta = rng.randn(d)
+            theta[k:] = 0.0
+            theta = np.abs(theta) / np.linalg.norm(theta)
+            support = np.arange(k)
+            y = X @ theta + self.noise * rng.randn(n)
         self.theta_star, self.support = theta, support
-        y = X @ theta + self.noise * rng.standard_normal(n)
-        X_test = rng.standard_normal((n_test, d))
         self.X, self.y = X, y
         self.data = (X, y)
         self.test_data = (X_test, X_test @ theta) if n_test else None
@@ -111,18 +123,22 @@ class DiagonalLinearNet(Problem):
 
     def describe(self) -> dict:
         return {**super().describe(), "d": self.d, "k": self.k, "alpha": self.alpha, "form": self.form,
-                "depth": self.depth, "noise": self.noise, "seed": self.seed, "weight_decay": self.weight_decay}
+                "depth": self.depth, "noise": self.noise, "seed": self.seed, "design": self.design, "weight_decay": self.weight_decay}
 
 
 def diagonal_linear_net(n=20, d=30, k=3, *, alpha=0.1, form="uv", depth=2, noise=0.0, n_test=1000, seed=0,
-                        sparsity=0.0, pruner="random", weight_decay=0.0,
+                        design="random", sparsity=0.0, pruner="random", weight_decay=0.0,
                         perturb_weight_decay=False) -> DiagonalLinearNet:
     """The Andriushchenko–Flammarion diagonal linear network (THEORY.md §3.3, §9); see `DiagonalLinearNet`.
 
     Defaults n = 20, d = 30, k = 3, α = 0.1 are their setup (step 5/d–15/d, 10⁴ steps). The scale α of the
     initialization is the knob of the implicit bias (small α ⇒ close to min ℓ1); ``noise`` adds Gaussian label
-    noise to the training targets only.
+    noise to the training targets only. ``design="random"`` (default): X, X_test ~ N(0, I), θ★ with k nonzero
+    N(0, 1) entries at random places, unit norm. ``design="af"``: exactly the draw of A–F's notebook after
+    ``np.random.seed(seed)`` (X, then X_test by `multivariate_normal`, θ★ = |N(0, 1)| on the first k coordinates,
+    unit norm), so their printed losses can be reproduced (`diag_net.af_reference`).
     """
     return DiagonalLinearNet(n, d, k, alpha=alpha, form=form, depth=depth, noise=noise, n_test=n_test, seed=seed,
+                             design=design,
                              sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
                              perturb_weight_decay=perturb_weight_decay)
