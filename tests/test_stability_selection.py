@@ -74,3 +74,12 @@ def test_selection_check_passes(name):
     (check,) = select(name.replace(".", r"\.") + "$")
     record, _ = run_check(check, Context(quick=True, seed=0))
     assert record["passed"], record["detail"]
+
+
+def test_diverged_run_gives_nan_moments_not_an_error(x64):
+    """A learning rate far past 2/λ_max: the run is flagged diverged and its moments are NaN (no LAPACK failure)."""
+    prob = _small()
+    res = minima_moments(prob, {"SGD": sgd(0.1), "BIG": sgd(50.0)}, seeds=[0, 1], steps=200, batch_size=1)
+    assert res.diverged["BIG"].all() and not res.diverged["SGD"].any()
+    for m in MOMENTS:
+        assert np.isnan(res.moment("BIG", m)).all() and np.isfinite(res.moment("SGD", m)).all()

@@ -147,7 +147,9 @@ def _dense_moments_batched(problem, params, batch_size, replace, max_batches):
 
     # eigvalsh outside jit: several batched `eigh` kernels in one XLA CPU graph can deadlock its thread pool
     # (jaxlib 0.10.2: each blocks a pool thread in ParallelBatchMap); numpy's LAPACK has no such interaction.
-    return np.linalg.eigvalsh(np.asarray(jax.jit(jax.vmap(one))(params)))[..., -1]
+    mats = np.asarray(jax.jit(jax.vmap(one))(params))
+    finite = np.isfinite(mats).all(axis=(-2, -1))  # a diverged run: NaN moments, not a LAPACK failure
+    return np.where(finite, np.linalg.eigvalsh(np.where(finite[..., None, None], mats, 0.0))[..., -1], np.nan)
 
 
 def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, batch_size: int = 1,
