@@ -28,7 +28,7 @@ from sam_theory.curvature import hessian, hvp, lanczos, per_example_hessians, pe
 from sam_theory.curvature.dense import _chunked_columns  # noqa: E402
 from sam_theory.curvature.lanczos import lanczos_tridiag  # noqa: E402
 from sam_theory.curvature.moments import moment_operator  # noqa: E402
-from sam_theory.curvature.toy import TanhNet  # noqa: E402
+from sam_theory.problems.tanh_net import TanhNet  # noqa: E402
 from sam_theory.precision import float64  # noqa: E402
 
 

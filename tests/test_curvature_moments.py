@@ -7,7 +7,7 @@ import pytest
 
 from sam_theory.curvature import (enumerate_batches, hessian_moments, moments_discrepancy, per_example_hessians,
                                   s2_factor)
-from sam_theory.curvature.toy import TanhNet
+from sam_theory.problems.tanh_net import TanhNet
 from sam_theory.problems import linear_regression
 
 def test_linear_regression_closed_form(x64):

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..curvature import (hessian, hessian_moments, hvp, moments_discrepancy, per_example_hessians,
                          per_example_hvp, slq, top_eigenvalues, trace)
-from ..curvature.toy import TanhNet
+from ..problems.tanh_net import TanhNet
 from ..problems import linear_regression
 from .foundation import EXACT_TOL, rel_err
 from .registry import CheckResult, register

@@ -1,11 +1,11 @@
-"""A tiny nonlinear finite sum for curvature tests and checks (non-commuting, indefinite per-example Hessians)."""
+"""A tiny nonlinear finite sum for the curvature tests, checks and benchmarks (non-commuting, indefinite per-example Hessians)."""
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..problems.base import Problem
+from .base import Problem
 from ..validation import check_int
 
 
