@@ -22,6 +22,10 @@ ALPHA = 0.1
 AF_LR = 10 / 30  # Andriushchenko–Flammarion step 10/d, d = 30
 
 
+def _join(values, spec: str) -> str:
+    return ", ".join(format(float(x), spec) for x in values)
+
+
 def _stack(trees):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
@@ -167,7 +171,7 @@ def one_sam_beats_gd(ctx) -> CheckResult:
     worse_holds, worse = direction_holds(ln[-1] - lg)
     big = lg - lo[at[0.15]]
     finite = not (gd_div.any() or ns_div.any() or one_div.any())
-    fmt = lambda a: ", ".join(f"{x:.2f}" for x in a)
+    fmt = functools.partial(_join, spec=".2f")
     detail = (f"n=20, d=30, k=3, α={ALPHA}, η = 10/d, {steps} steps, full batch; {seeds} seeds (data + θ★); test "
               f"loss on 1000 clean points. Mapping to A–F's code: 1-SAM ρ = 2ρ_AF, n-SAM ρ = ρ_AF. Mean log10 test "
               f"loss: GD {lg.mean():.2f} ({10**lg.mean():.1e}); over ρ_AF = [{fmt(rho_af)}]: n-SAM "
@@ -213,12 +217,12 @@ def af_reference(ctx) -> CheckResult:
     errors = [rel_err(gd[0, 0], AF_PRINTED_GD)] + [rel_err(ns[i, 0], AF_PRINTED_NSAM[float(r)])
                                                    for i, r in enumerate(rho_ns)]
     err = float(max(errors))
-    fmt = lambda a: ", ".join(f"{x:.2e}" for x in a)
+    fmt = functools.partial(_join, spec=".2e")
     detail = (f"A–F draw seed 0 (np.random.seed(0): X, X_test by multivariate_normal, θ★ = |N(0,1)| on the first 3 "
               f"coordinates), n=20, d=30, α={ALPHA}, γ = 5/d, {steps} full-batch steps, float64. GD test loss "
               f"{float(gd[0, 0])!r} vs printed {AF_PRINTED_GD!r}; n-SAM ρ_AF = [{', '.join(f'{r:g}' for r in rho_ns)}]: "
               f"[{fmt(ns[:, 0])}] vs printed [{fmt([AF_PRINTED_NSAM[float(r)] for r in rho_ns])}]; relative errors "
-              f"[{', '.join(f'{e:.1e}' for e in errors)}]; pass iff all ≤ {AF_REFERENCE_TOL:g} (the iteration is the "
+              f"[{_join(errors, '.1e')}]; pass iff all ≤ {AF_REFERENCE_TOL:g} (the iteration is the "
               f"same map; only the summation order differs). Reported, not tested — 1-SAM ρ_AF = 0.3 (ρ = 0.6): test "
               f"loss {one[0, 0]:.2e} on draw 0 (THEORY.md §9: ≈ 1e-8; GD {gd[0, 0]:.2e}, {np.log10(gd[0, 0] / one[0, 0]):.1f} "
               f"decades); on draws 0–5: 1-SAM [{fmt(one[0])}], GD [{fmt(gd[0])}], 1-SAM final train loss "
