@@ -189,39 +189,52 @@ def _dense_batch_powers(Hi, idx, weights, orders):
     return lax.scan(step, init, (idx, weights))[0]
 
 
-def _sym_eigvalsh(S):
-    return np.linalg.eigvalsh(0.5 * (S + S.T))
+def moment_matrices(Hi, orders, batch_size: int, replace: bool, batches=None):
+    """(H, {k: S_k}) from per-example Hessians ``Hi`` (n, p, p), with S_k = E_ξ[H_ξ^k] − H^k symmetrized (§4).
+
+    b = 1: S_k = (1/n)Σ H_i^k − H^k. b > 1: S_2 = c_b((1/n)Σ H_i² − H²) with c_b = `s2_factor`; k ≥ 3 (and k = 2
+    when a single batch is enumerated) by the weighted sum over ``batches`` (`enumerate_batches`). S_1 = 0.
+    Pure jnp: it jits and vmaps over points.
+    """
+    Hi = 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2))
+    n = Hi.shape[0]
+    H = jnp.mean(Hi, axis=0)
+    power = jnp.linalg.matrix_power
+    enumerated = {}
+    if batches is not None:
+        high = tuple(k for k in orders if k >= 3 or (batches[0].shape[0] == 1 and k >= 2))
+        if high:
+            sums = _dense_batch_powers(Hi, jnp.asarray(batches[0]), jnp.asarray(batches[1], Hi.dtype), high)
+            enumerated = dict(zip(high, sums))
+    S = {}
+    for k in orders:
+        if k == 1:
+            S[k] = jnp.zeros_like(H)
+            continue
+        if k in enumerated:
+            Sk = enumerated[k] - power(H, k)
+        else:
+            factor = 1.0 if batch_size == 1 else s2_factor(n, batch_size, replace)
+            Sk = factor * (jnp.mean(power(Hi, k), axis=0) - power(H, k))
+        S[k] = 0.5 * (Sk + Sk.T)
+    return H, S
 
 
 def _dense_moments(problem, params, b, replace, orders, batches) -> HessianMoments:
     Hi = np.asarray(per_example_hessians(problem, params))
     n, p = Hi.shape[0], Hi.shape[1]
-    H = Hi.mean(0)
-    ev = np.linalg.eigvalsh(H)
+    H, S = moment_matrices(jnp.asarray(Hi), orders, b, replace, batches)
+    ev = np.linalg.eigvalsh(np.asarray(H))
     ev_i = np.linalg.eigvalsh(0.5 * (Hi + np.swapaxes(Hi, 1, 2)))  # (n, p)
-    power = lambda M, k: np.linalg.matrix_power(M, k)
-    enumerated = {}
-    if batches is not None:
-        high = tuple(k for k in orders if k >= 3 or (batches[0].shape[0] == 1 and k >= 2))
-        if high:
-            sums = _dense_batch_powers(jnp.asarray(Hi), jnp.asarray(batches[0]), jnp.asarray(batches[1]), high)
-            enumerated = {k: np.asarray(s) for k, s in zip(high, sums)}
     s_max, s_min = {}, {}
     for k in orders:
-        if k == 1:
-            S = np.zeros((p, p))
-        elif k in enumerated:
-            S = enumerated[k] - power(H, k)
-        else:
-            factor = 1.0 if b == 1 else s2_factor(n, b, replace)
-            S = factor * (np.mean([power(h, k) for h in Hi], axis=0) - power(H, k))
-        eS = _sym_eigvalsh(S)
+        eS = np.linalg.eigvalsh(np.asarray(S[k]))
         s_max[k], s_min[k] = float(eS[-1]), float(eS[0])
     zeros = {k: 0.0 for k in orders}
     per_sample = {k: np.sum(ev_i**k, axis=1) for k in orders}
     return HessianMoments(
         a=float(ev[-1]), a_residual=0.0, traces={k: float(np.sum(ev**k)) for k in orders}, trace_se=dict(zeros),
-        frobenius=float(np.linalg.norm(H)), s_max=s_max, s_min=s_min,
+        frobenius=float(np.linalg.norm(np.asarray(H))), s_max=s_max, s_min=s_min,
         s={k: real_root(v, k) for k, v in s_max.items()}, s_residuals={k: (0.0, 0.0) for k in orders},
         per_sample_trace_mean={k: float(v.mean()) for k, v in per_sample.items()},
         per_sample_trace_std={k: float(v.std()) for k, v in per_sample.items()}, per_sample_trace_se=dict(zeros),

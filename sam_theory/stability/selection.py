@@ -26,10 +26,9 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from ..curvature import enumerate_batches, hessian_moments, per_example_hessians, s2_factor
-from ..curvature.moments import real_root
+from ..curvature import enumerate_batches, hessian_moments, per_example_hessians
+from ..curvature.moments import moment_matrices, real_root
 from ..optim import Optimizer
 from ..problems.base import Problem, as_jax
 from ..train import run, run_kwargs, validate_batch
@@ -110,40 +109,16 @@ def _train_group(problem, optimizers, keys, *, steps, batch_size, replace, log_e
     return out.params, np.asarray(out.losses), np.asarray(out.diverged)
 
 
-@functools.partial(jax.jit, static_argnames=("orders",))
-def _batch_powers(Hi, idx, weights, orders):
-    """Σ_ξ w_ξ H_ξ^k, H_ξ = mean of H_i over the rows of batch ξ, for each k in ``orders`` (rows of idx: batches)."""
-    def step(acc, inputs):
-        rows, w = inputs
-        Hxi = jnp.mean(Hi[rows], axis=0)
-        return tuple(a + w * jnp.linalg.matrix_power(Hxi, k) for a, k in zip(acc, orders)), None
-    return lax.scan(step, tuple(jnp.zeros_like(Hi[0]) for _ in orders), (idx, weights))[0]
-
-
 def _dense_moments_batched(problem, params, batch_size, replace, max_batches):
     """a and λ_max(S_k), k = 2, 3, 4, for a stack of points (leading axis), by dense per-example Hessians.
 
-    The same formulas as `hessian_moments(method="dense")` (§4), computed for all points in one compile:
-    b = 1: S_k = (1/n)Σ H_i^k − H^k; b > 1: S_2 = c_b((1/n)Σ H_i² − H²) and S_3, S_4 by enumerating batches.
+    `moment_matrices` — the formulas of `hessian_moments(method="dense")` (§4) — vmapped over the points, one compile.
     """
-    n = problem.n
-    batches = None
-    if batch_size > 1:
-        batches = enumerate_batches(n, batch_size, replace, max_batches)
+    batches = enumerate_batches(problem.n, batch_size, replace, max_batches) if batch_size > 1 else None
 
     def one(x):
-        Hi = per_example_hessians(problem, x)
-        Hi = 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2))
-        H = jnp.mean(Hi, axis=0)
-        mean_pow = lambda k: jnp.mean(jnp.linalg.matrix_power(Hi, k), axis=0)
-        if batches is None:
-            S = [mean_pow(k) - jnp.linalg.matrix_power(H, k) for k in (2, 3, 4)]
-        else:
-            high = _batch_powers(Hi, jnp.asarray(batches[0]), jnp.asarray(batches[1], H.dtype), (3, 4))
-            S = [s2_factor(n, batch_size, replace) * (mean_pow(2) - H @ H)] + \
-                [e - jnp.linalg.matrix_power(H, k) for e, k in zip(high, (3, 4))]
-        M = jnp.stack([H] + S)
-        return 0.5 * (M + jnp.swapaxes(M, 1, 2))
+        H, S = moment_matrices(per_example_hessians(problem, x), (2, 3, 4), batch_size, replace, batches)
+        return jnp.stack([H, S[2], S[3], S[4]])
 
     # eigvalsh outside jit: several batched `eigh` kernels in one XLA CPU graph can deadlock its thread pool
     # (jaxlib 0.10.2: each blocks a pool thread in ParallelBatchMap); numpy's LAPACK has no such interaction.
