@@ -11,11 +11,11 @@ import numpy as np
 from ..convergence.implicit_bias import minimize_potential
 from ..optim import sgd
 from ..optim.msam import msam, nsam
-from ..problems import as_jax, diagonal_linear_net
+from ..problems import as_jax, diagonal_linear_net, stack_trees
 from ..train import run, run_kwargs
 from .foundation import EXACT_TOL, rel_err
 from .registry import CheckResult, register
-from .stats import Z_TREND, direction_holds, summarize
+from .stats import Z_TREND, direction_holds
 
 SLOPE_TOL = 0.1  # conserved_quantity: |fitted slope − 1| ≤ 0.1 (the O(η) correction over the η grid, see detail)
 ALPHA = 0.1
@@ -25,9 +25,6 @@ AF_LR = 10 / 30  # Andriushchenko–Flammarion step 10/d, d = 30
 def _join(values, spec: str) -> str:
     return ", ".join(format(float(x), spec) for x in values)
 
-
-def _stack(trees):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def _gd_scan(X, y, lr, rho, steps, active_steps, alpha=ALPHA):
@@ -136,7 +133,8 @@ def implicit_bias_potential(ctx) -> CheckResult:
 def _final_test_losses(probs, make_opt, rhos, *, steps: int):
     """Final test loss of every (ρ, seed): full batch b = n in order, one vmapped, jitted `run` per method."""
     fn = functools.partial(run, **run_kwargs(probs[0], steps=steps, batch_size=probs[0].n, log_every=steps))
-    data, test = _stack([as_jax(p.data) for p in probs]), _stack([as_jax(p.test_data) for p in probs])
+    data = stack_trees([as_jax(p.data) for p in probs])
+    test = stack_trees([as_jax(p.test_data) for p in probs])
     x0 = probs[0].init(None)
     over_seeds = jax.vmap(lambda r, d, te: fn(make_opt(r), x0, jax.random.key(0), d, te), in_axes=(None, 0, 0))
     out = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None)))(jnp.asarray(rhos), data, test)

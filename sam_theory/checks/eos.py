@@ -8,8 +8,8 @@ import numpy as np
 
 from ..convergence.eos import sam_edge, two_cycle_amplitude, two_cycle_contraction
 from ..curvature import hvp, top_eigenvalues
-from ..optim import Batch, sam, sgd
-from ..problems import as_jax, two_layer_net
+from ..optim import Batch, sam
+from ..problems import as_jax, stack_trees, two_layer_net
 from ..tree import tree_norm
 from .foundation import EXACT_TOL
 from .registry import CheckResult, register
@@ -115,9 +115,8 @@ def sam_edge_tracking(ctx) -> CheckResult:
     probs = [two_layer_net(n=32, d=5, width=32, activation="tanh", seed=ctx.seed + s, n_test=0) for s in range(seeds)]
     inits = [pr.init(jax.random.key(ctx.seed + s)) for s, pr in enumerate(probs)]
     # runs 0..seeds−1: SAM; run `seeds`: the GD control (ρ = 0) from the first seed's data and init
-    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-    data = stack([as_jax(pr.data) for pr in probs] + [as_jax(probs[0].data)])
-    x0 = stack(inits + [inits[0]])
+    data = stack_trees([as_jax(pr.data) for pr in probs] + [as_jax(probs[0].data)])
+    x0 = stack_trees(inits + [inits[0]])
     lam, res, gn, f = _sharpness_paths(probs[0], data, x0, lr, jnp.array([rho] * seeds + [0.0]), steps=steps,
                                        log_every=log_every)
     edge = np.asarray(sam_edge(gn, lr, rho))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..curvature import eigvalsh, hessian
 from ..optim import msam
-from ..problems import as_jax, diagonal_linear_net
+from ..problems import as_jax, diagonal_linear_net, stack_trees
 from ..train import run, run_kwargs
 from .registry import CheckResult, register
 from .stats import Z_TREND, direction_holds, summarize
@@ -28,9 +28,6 @@ RHO = 0.1  # ours; = 2ρ_AF with ρ_AF = 0.05 (tests/test_parity.py: their f_k c
 #           1-SAM stalls at f ≈ 0.4 on every data set tried. The verdict is for ρ = 0.1.
 
 
-def _stack(trees):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
 
 def msam_runs(problems, m: int, *, rho: float, steps: int, log_every: int):
     """Full-batch (b = n) unnormalized m-SAM on every data set at once (one vmap over data sets, one compile).
@@ -38,8 +35,8 @@ def msam_runs(problems, m: int, *, rho: float, steps: int, log_every: int):
     Returns the final training and test losses, λ_max and tr of ∇²f(x_T) (dense Hessian, p = 2d) and divergence.
     """
     ref = problems[0]
-    data = _stack([as_jax(p.data) for p in problems])
-    test = _stack([as_jax(p.test_data) for p in problems])
+    data = stack_trees([as_jax(p.data) for p in problems])
+    test = stack_trees([as_jax(p.test_data) for p in problems])
     fn = functools.partial(run, **run_kwargs(ref, steps=steps, batch_size=ref.n, log_every=log_every))
     opt = msam(LR, rho, m=m, normalize=False)
 

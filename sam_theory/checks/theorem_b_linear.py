@@ -6,7 +6,7 @@ import numpy as np
 
 from ..convergence import admissible_hyperparameters, check_linear_convergence, fit_linear_rate, train_seeds
 from ..optim import usam
-from ..problems import as_jax, linear_regression
+from ..problems import as_jax, linear_regression, stack_trees
 from ..train import log_steps
 from .registry import CheckResult, register
 from .stats import Z_TREND, direction_holds, summarize
@@ -15,9 +15,6 @@ N, BATCH = 20, 4
 P_GRID = (40, 100, 400, 1600)
 MC_SLACK_SE = 3.0  # slack allowed in the bound check: 3 standard errors of the seed-mean
 
-
-def _stack(trees):
-    return jax.tree.map(lambda *xs: np.stack(xs), *trees)
 
 
 @register("theorem_b.bound.linear_regression", "bound", "§6")
@@ -56,7 +53,7 @@ def rate_improves_with_p(ctx) -> CheckResult:
         opt = usam(np.array([th.eta for th in thms]), np.array([th.rho for th in thms]))
         keys = jax.random.split(jax.random.key(ctx.seed + 7 * p), seeds)
         losses, _, _ = train_seeds(probs[0], opt, keys, steps=steps, batch_size=BATCH, log_every=log_every,
-                                   data=_stack([as_jax(pr.data) for pr in probs]))
+                                   data=stack_trees([as_jax(pr.data) for pr in probs]))
         slopes[p] = np.array([fit_linear_rate(l, t).slope for l in losses])
     zs, lines = [], []
     ok = True

@@ -2,8 +2,8 @@
 from .dense import flat_fn, hessian, per_example_hessians
 from .eigh import eigh, eigvalsh
 from .lanczos import Eigenpairs, LanczosResult, lanczos, top_eigenvalues
-from .moments import (HessianMoments, enumerate_batches, hessian_moments, moment_matrices, moment_operator, moments_discrepancy,
-                      s2_factor)
+from .moments import (HessianMoments, enumerate_batches, hessian_moments, moment_matrices, moment_operator,
+                      moments_discrepancy, s2_factor)
 from .operators import LinearOperator, PerExampleHVP, from_dense, hvp, linear_operator, per_example_hvp
 from .stochastic import SLQResult, SpectralDensity, TraceEstimate, slq, spectral_density, trace
 

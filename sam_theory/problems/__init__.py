@@ -1,5 +1,5 @@
 """Synthetic overparameterized problems (THEORY.md §3), each a `Problem` with a knob for p."""
-from .base import Problem, as_jax, take
+from .base import Problem, as_jax, stack_trees, take
 from .diagonal_net import DiagonalLinearNet, diagonal_linear_net
 from .linear_regression import LinearRegression, linear_regression
 from .masks import PRUNERS, apply_mask, make_mask
@@ -10,4 +10,4 @@ from .two_layer import ACTIVATIONS, TwoLayerNet, two_layer_net
 
 __all__ = ["Problem", "LinearRegression", "linear_regression", "TwoLayerNet", "two_layer_net", "DiagonalLinearNet",
            "diagonal_linear_net", "MatrixFactorization", "matrix_factorization", "ReLU1D", "relu_1d", "as_jax",
-           "take", "TanhNet", "apply_mask", "make_mask", "PRUNERS", "ACTIVATIONS"]
+           "stack_trees", "take", "TanhNet", "apply_mask", "make_mask", "PRUNERS", "ACTIVATIONS"]

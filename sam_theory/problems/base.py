@@ -22,6 +22,11 @@ Params = Any
 Example = Any
 
 
+def stack_trees(trees):
+    """Stack a list of pytrees of one structure along a new leading axis (e.g. the data of several seeds, for vmap)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
 def as_jax(tree):
     """Cast a pytree of NumPy arrays to JAX arrays of the current default dtype (float stays float)."""
     def cast(x):

@@ -30,7 +30,7 @@ import numpy as np
 from ..curvature import enumerate_batches, hessian_moments, per_example_hessians
 from ..curvature.moments import moment_matrices, real_root
 from ..optim import Optimizer
-from ..problems.base import Problem, as_jax
+from ..problems.base import Problem, as_jax, stack_trees
 from ..train import run, run_kwargs, validate_batch
 from ..validation import check_choice, check_int
 
@@ -87,8 +87,8 @@ class MinimaMoments:
 
 def _stacked(optimizers):
     """One `Optimizer` whose hparams carry a leading axis over ``optimizers`` (all of the same kind and options)."""
-    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) for x in xs]),
-                        *optimizers)
+    return stack_trees([jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), opt)
+                        for opt in optimizers])
 
 
 def _train_group(problem, optimizers, keys, *, steps, batch_size, replace, log_every):
