@@ -57,7 +57,10 @@ def verify(args) -> int:
             bar.set_postfix_str(check.name)
         record, data = checks.run_check(check, ctx)
         try:
-            fig = plots.render_check_figure(check.name, data, run_dir)
+            if check.figure is not None and data is not None:
+                fig = check.figure(data, run_dir / f"{check.name}.png")
+            else:  # TRANSITIONAL: figures registered by name in plots.FIGURES
+                fig = plots.render_check_figure(check.name, data, run_dir)
         except Exception as exc:  # a figure that fails to render is reported, not fatal
             fig = None
             record["detail"] += f"\nfigure failed: {exc!r}"

@@ -2,10 +2,12 @@
 import importlib
 import pkgutil
 
-from .registry import REGISTRY, Check, CheckResult, Context, register, run_check, select
+from .registry import (REGISTRY, Check, CheckResult, Context, Criterion, above, at_least, at_most, below, holds,
+                       register, run_check, run_mutant, select)
 
 for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name not in ("registry", "stats"):
+    if _mod.name != "registry":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["REGISTRY", "Check", "CheckResult", "Context", "register", "run_check", "select"]
+__all__ = ["REGISTRY", "Check", "CheckResult", "Context", "Criterion", "above", "at_least", "at_most", "below", "holds",
+           "register", "run_check", "run_mutant", "select"]

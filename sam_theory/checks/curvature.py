@@ -13,7 +13,7 @@ from ..curvature import (hessian, hessian_moments, hvp, moments_discrepancy, per
                          per_example_hvp, slq, top_eigenvalues, trace)
 from ..problems.tanh_net import TanhNet
 from ..problems import linear_regression
-from .foundation import EXACT_TOL, rel_err
+from ..stats import EXACT_TOL, rel_err
 from .registry import CheckResult, register
 
 Z_BAND = 3.0  # |z| ≤ 3: a two-sided test at level 0.27% for an (asymptotically) standard normal statistic
@@ -53,7 +53,7 @@ def hvp_vs_dense(ctx) -> CheckResult:
     worst = max(errs.values())
     detail = (f"tanh net n={prob.n}, p={op.size}; linear regression n=20, p={lin.p}; relative Frobenius errors: "
               + "; ".join(f"{k}: {v:.1e}" for k, v in errs.items()) + f"; tolerance {EXACT_TOL:g}")
-    return CheckResult(worst < EXACT_TOL, worst, EXACT_TOL, detail)
+    return CheckResult.legacy(worst < EXACT_TOL, worst, EXACT_TOL, detail)
 
 
 @register("curvature.lanczos_vs_dense", "exact", "§4")
@@ -74,7 +74,7 @@ def lanczos_vs_dense(ctx) -> CheckResult:
               f"λ_1..5 = {np.array2string(ev[:5], precision=6)}; relative errors "
               f"{np.array2string(rel, precision=1)}; residual norms {np.array2string(res, precision=1)}; "
               f"Kato–Temple bounds r²/gap {np.array2string(res**2 / gaps, precision=1)}; tolerance {LANCZOS_TOL:g}")
-    return CheckResult(worst <= LANCZOS_TOL and bool(np.all(np.isfinite(vals))), worst, LANCZOS_TOL, detail)
+    return CheckResult.legacy(worst <= LANCZOS_TOL and bool(np.all(np.isfinite(vals))), worst, LANCZOS_TOL, detail)
 
 
 def _z(mean, se):
@@ -130,7 +130,7 @@ def trace_estimators(ctx) -> CheckResult:
               f"{fmt(stats['hutch++'])}. sd ratio Hutchinson/Hutch++ = "
               f"{stats['hutchinson']['sd'] / stats['hutch++']['sd']:.2f}. Pass iff every |z| ≤ {Z_BAND:g} "
               f"(two-sided 0.27% level each)")
-    return CheckResult(worst <= Z_BAND, worst, Z_BAND, detail, data)
+    return CheckResult.legacy(worst <= Z_BAND, worst, Z_BAND, detail, data)
 
 
 @register("curvature.moments_matrix_free_vs_dense", "exact", "§4")
@@ -158,7 +158,7 @@ def moments_matrix_free_vs_dense(ctx) -> CheckResult:
     detail = (f"tanh net n={prob.n}, p={d.p}, Lanczos steps = p; " + "; ".join(lines) +
               f"; largest Lanczos residual {max_res:.1e}. measured = max error/tolerance (pass ≤ 1), tolerance = "
               f"1e-10·scale (+ residual norm for Lanczos values)")
-    return CheckResult(worst <= 1.0, worst, 1.0, detail)
+    return CheckResult.legacy(worst <= 1.0, worst, 1.0, detail)
 
 
 def _powers(t):
@@ -191,4 +191,4 @@ def slq_moments_vs_dense(ctx) -> CheckResult:
               f"± {np.array2string(np.asarray(res.standard_error), precision=2)}; |z| = {np.array2string(z, precision=2)}"
               f" (pass ≤ {Z_BAND:g}); per-probe Gauss quadrature vs dense zᵀH^k z: rel. error {quad_err:.1e} "
               f"(pass < {EXACT_TOL:g})")
-    return CheckResult(measured <= Z_BAND and quad_err < EXACT_TOL, measured, Z_BAND, detail)
+    return CheckResult.legacy(measured <= Z_BAND and quad_err < EXACT_TOL, measured, Z_BAND, detail)

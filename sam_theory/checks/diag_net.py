@@ -13,9 +13,9 @@ from ..optim import sgd
 from ..optim.msam import msam, nsam
 from ..problems import as_jax, diagonal_linear_net, stack_trees
 from ..train import run, run_kwargs
-from .foundation import EXACT_TOL, rel_err
+from ..stats import EXACT_TOL, rel_err
 from .registry import CheckResult, register
-from .stats import Z_TREND, direction_holds
+from ..stats import Z_TREND, direction_holds
 
 SLOPE_TOL = 0.1  # conserved_quantity: |fitted slope − 1| ≤ 0.1 (the O(η) correction over the η grid, see detail)
 ALPHA = 0.1
@@ -82,7 +82,7 @@ def conserved_quantity(ctx) -> CheckResult:
               f"relative error {identity_err:.1e} (< {EXACT_TOL:g}). Control, full-batch n-SAM ρ = 0.1: drift "
               + ", ".join(f"{d:.3e}" for d in drift_sam) + f", slope {slope_sam:.3f} (≈ 0: c is not conserved, the "
               f"check's criterion rejects it).")
-    return CheckResult(ok, abs(slope - 1), SLOPE_TOL, detail,
+    return CheckResult.legacy(ok, abs(slope - 1), SLOPE_TOL, detail,
                        data={"eta": etas, "drift": drift, "drift_sam": drift_sam, "slope": slope,
                              "slope_sam": slope_sam})
 
@@ -126,7 +126,7 @@ def implicit_bias_potential(ctx) -> CheckResult:
               f"gradient-flow constant c = α² instead of c_∞ (c_∞/α² ∈ [{c_inf.min() / ALPHA**2:.4f}, "
               f"{c_inf.max() / ALPHA**2:.4f}]: the O(η) drift): {err_flow:.2e}. Control: min-ℓ2 interpolant "
               f"X⁺y at relative distance {err_l2:.3f} (must exceed 100 × tolerance).")
-    return CheckResult(ok, err, tol, detail,
+    return CheckResult.legacy(ok, err, tol, detail,
                        data={"beta_gd": beta, "beta_potential": b, "beta_l2": beta_l2, "theta_star": prob.theta_star})
 
 
@@ -182,7 +182,7 @@ def one_sam_beats_gd(ctx) -> CheckResult:
               f"(ρ = 0.6) makes 1-SAM collapse to β ≈ 0 (test loss ≈ 0.5) on most seeds within 1e4 steps; on A–F's "
               f"own draw with their step 5/d, §9's numbers are reproduced (diag_net.af_reference). "
               f"No divergence: {finite}.")
-    return CheckResult(gain_holds and worse_holds and finite, gain.mean, 0.0, detail,
+    return CheckResult.legacy(gain_holds and worse_holds and finite, gain.mean, 0.0, detail,
                        data={"rho_af": rho_af, "gd": gd[0], "nsam": ns, "one_sam": one})
 
 
@@ -226,4 +226,4 @@ def af_reference(ctx) -> CheckResult:
               f"decades); on draws 0–5: 1-SAM [{fmt(one[0])}], GD [{fmt(gd[0])}], 1-SAM final train loss "
               f"[{fmt(one_train[0])}]: the 1e-8 of §9 is one draw; 1-SAM at this ρ collapses to β ≈ 0 on other draws.")
     passed = err <= AF_REFERENCE_TOL and not (gd_div.any() or ns_div.any())
-    return CheckResult(passed, err, AF_REFERENCE_TOL, detail)
+    return CheckResult.legacy(passed, err, AF_REFERENCE_TOL, detail)

@@ -11,9 +11,9 @@ from ..curvature import hvp, top_eigenvalues
 from ..optim import Batch, sam
 from ..problems import as_jax, stack_trees, two_layer_net
 from ..tree import tree_norm
-from .foundation import EXACT_TOL
+from ..stats import EXACT_TOL
 from .registry import CheckResult, register
-from .stats import Z_TREND, direction_holds, summarize
+from ..stats import Z_TREND, direction_holds, summarize
 
 EDGE_BAND = 0.10  # eos.sam_edge: late-phase mean of λ_max/λ_edge must lie in [1 − δ, 1 + δ], δ = 0.1 (see detail)
 
@@ -74,7 +74,7 @@ def two_cycle(ctx) -> CheckResult:
               f"{alternates}); SAM edge at the cycle points λ_edge(‖∇f‖)/λ₁ − 1 = {edge_errs[0]:.1e}, "
               f"{edge_errs[1]:.1e}; tolerance {EXACT_TOL:g}")
     passed = worst < EXACT_TOL and alternates
-    return CheckResult(passed, worst, EXACT_TOL, detail,
+    return CheckResult.legacy(passed, worst, EXACT_TOL, detail,
                        data={"t": np.arange(1, steps + 1), "coord": coord, "amplitude": amp, "lr": lr, "rho": rho,
                              "lam1": lam1})
 
@@ -139,5 +139,5 @@ def sam_edge_tracking(ctx) -> CheckResult:
               f"λ_max/λ_edge(‖∇f_GD‖) = {ratio_gd:.3g} (outside 1 ± δ: {control_fails}). δ = 0.1 because the edge "
               f"is the stability threshold of a frozen quadratic model; the net's Hessian changes within one step.")
     worst = float(np.max(np.abs(np.array(ratios) - 1.0)))
-    return CheckResult(holds and below and control_fails, worst, EDGE_BAND, detail,
+    return CheckResult.legacy(holds and below and control_fails, worst, EDGE_BAND, detail,
                        data={"runs": runs, "lr": lr, "rho": rho, "gd": {"t": t, "sharpness": lam_gd, "edge": edge_gd}})

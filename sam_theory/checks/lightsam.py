@@ -14,7 +14,7 @@ from ..curvature import eigvalsh, hessian
 from ..problems import two_layer_net
 from ..sweep import sweep
 from .registry import CheckResult, register
-from .stats import Z_TREND, summarize
+from ..stats import Z_TREND, summarize
 
 N, D, WIDTH, BATCH = 32, 5, 16, 8
 FIT_FROM = 0.1  # the log-log slope is fitted over t ∈ [FIT_FROM·T, T]
@@ -100,4 +100,4 @@ def no_divergence_grid(ctx) -> CheckResult:
     data = {"lrs": lrs, "rhos": rhos, "light_div": light.diverged.mean(-1), "sam_div": sam_div.mean(-1),
             "edge": edge, "t": t, "rmin": rmin, "window": window, "ref_slope": ref,
             "title": f"two-layer net, {steps} steps, {seeds} seeds"}
-    return CheckResult(ok, float(z_cells.min()), Z_TREND, detail, data=data)
+    return CheckResult.legacy(ok, float(z_cells.min()), Z_TREND, detail, data=data)

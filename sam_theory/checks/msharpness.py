@@ -90,4 +90,4 @@ def drift_identity(ctx) -> CheckResult:
             "predicted_norm": [r["predicted_norm"] for r in cases.values()],
             "title": f"m-sharpness drift, linear regression n={n}, p={p}, ρ={rho}:\n"
                      f"excess of m-USAM over n-SAM vs (ρ c_m/2)∇trΣ_g (THEORY.md §8)"}
-    return CheckResult(passed, worst, TOL, detail, data=data)
+    return CheckResult.legacy(passed, worst, TOL, detail, data=data)

@@ -18,7 +18,7 @@ from ..optim import msam
 from ..problems import as_jax, diagonal_linear_net, stack_trees
 from ..train import run, run_kwargs
 from .registry import CheckResult, register
-from .stats import Z_TREND, direction_holds, summarize
+from ..stats import Z_TREND, direction_holds, summarize
 
 N, D, K, ALPHA = 20, 30, 3, 0.1
 LR = 10 / D  # their step 10/d
@@ -57,7 +57,7 @@ def smaller_m_flatter(ctx) -> CheckResult:
                        msam_runs(problems, m, rho=RHO, steps=steps, log_every=steps))) for m in ms}
     if any(r["diverged"].any() for r in res.values()):
         bad = {m: int(r["diverged"].sum()) for m, r in res.items()}
-        return CheckResult(False, float("nan"), Z_TREND, f"diverged runs per m: {bad}")
+        return CheckResult.legacy(False, float("nan"), Z_TREND, f"diverged runs per m: {bad}")
     b, one = ms[-1], ms[0]
     diff = lambda key, f=lambda x: x: f(res[b][key]) - f(res[one][key])
     ok_trace, s_trace = direction_holds(diff("trace"))
@@ -76,4 +76,4 @@ def smaller_m_flatter(ctx) -> CheckResult:
     z = min(s_trace.z, s_test.z)
     data = {"m": list(ms), **{key: {m: r[key] for m, r in res.items()} for key in ("trace", "lam", "test", "train")},
             "title": f"m-SAM on the diagonal net (ρ={RHO:g}, {steps} steps, {seeds} data sets)"}
-    return CheckResult(ok_trace and ok_test, float(z), Z_TREND, detail, data=data)
+    return CheckResult.legacy(ok_trace and ok_test, float(z), Z_TREND, detail, data=data)

@@ -8,7 +8,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..curvature import hessian, per_example_hessians
 from ..problems import apply_mask, as_jax, diagonal_linear_net, linear_regression, matrix_factorization, relu_1d, two_layer_net
-from .foundation import EXACT_TOL, rel_err
+from ..stats import EXACT_TOL, rel_err
 from .registry import CheckResult, register
 
 FD_SAFETY = 10.0  # the FD tolerance is this factor times the leading error terms (below)
@@ -29,7 +29,7 @@ def diag_net_hessian(ctx) -> CheckResult:
               f"error {err:.2e}; u²−v² (H_uu = 4diag(u)Gdiag(u) + 2diag(Xᵀr/n), …): {errs['u2-v2']:.2e}; "
               f"tolerance {EXACT_TOL:g} for both")
     worst = max(errs.values())
-    return CheckResult(worst < EXACT_TOL, err, EXACT_TOL, detail)
+    return CheckResult.legacy(worst < EXACT_TOL, err, EXACT_TOL, detail)
 
 
 def hessian_and_gauss_newton(problem, params):
@@ -69,7 +69,7 @@ def gauss_newton(ctx) -> CheckResult:
     worst = max(errs)
     detail = ("relative Frobenius error over all i; " + "; ".join(lines) + f"; tolerance {EXACT_TOL:g}; control: "
               f"tanh net at a random init (residuals ≠ 0) gives {control:.1e}, which must exceed 1e-6")
-    return CheckResult(worst < EXACT_TOL and control > 1e-6, worst, EXACT_TOL, detail)
+    return CheckResult.legacy(worst < EXACT_TOL and control > 1e-6, worst, EXACT_TOL, detail)
 
 
 def fd_cases(seed: int) -> dict:
@@ -135,4 +135,4 @@ def finite_difference_gradients(ctx) -> CheckResult:
     detail = (f"h = {h:g}, {num_dirs} random unit directions per problem; tol = {FD_SAFETY:g}·(h²|f‴|/6 + "
               f"ε(|f₊|+|f₋|)/(2h)) + 4ε|f'| with f''' by nested jvp at x, x ± hv; measured = max err/tol; " +
               "; ".join(lines))
-    return CheckResult(worst <= 1.0, worst, 1.0, detail)
+    return CheckResult.legacy(worst <= 1.0, worst, 1.0, detail)

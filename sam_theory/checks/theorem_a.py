@@ -72,7 +72,7 @@ def moment_identity(ctx) -> CheckResult:
               f"curvature.moment_operator (closed-form S_2 factor c_b, enumeration for S_3, S_4 at b>1). Measured: "
               f"max relative error max|ΔM|/max|M| < {EXACT_RTOL:g} (float64 round-off of sums of O(1) terms). "
               + "; ".join(lines) + f". Failing control (S_3 term dropped): rel err {control:.2e} (must be > 1e-7).")
-    return CheckResult(ok, worst, EXACT_RTOL, detail)
+    return CheckResult.legacy(ok, worst, EXACT_RTOL, detail)
 
 
 def _compare_mc(source, rho, b, steps, runs, key, label):
@@ -133,7 +133,7 @@ def exact_vs_simulated(ctx) -> CheckResult:
               f"{MAX_SHARE:g}, else the comparison is inconclusive and fails), "
               f"r(T) < 1 iff η < η_c, and the SGD operator (ρ = 0) is rejected by > {Z_MAX:g} SE. "
               + " | ".join(texts))
-    return CheckResult(bool(ok), zmax, Z_MAX, detail, data=data)
+    return CheckResult.legacy(bool(ok), zmax, Z_MAX, detail, data=data)
 
 
 def interpolating_diagonal_net(seed: int, n: int = 5, d: int = 8):
@@ -176,7 +176,7 @@ def nonlinear_escape(ctx) -> CheckResult:
               f"distance to x* exceeds 100·‖e_0‖ (linear stability bounds it by C‖e_0‖ with C = O(1); instability "
               f"grows it geometrically until the nonlinearity takes over). Measured: number of trials whose outcome "
               f"contradicts r(T) ≷ 1 (bound 0). " + "; ".join(lines))
-    return CheckResult(mismatches == 0, float(mismatches), 0.0, detail, data={"traces": traces, "eps": eps})
+    return CheckResult.legacy(mismatches == 0, float(mismatches), 0.0, detail, data={"traces": traces, "eps": eps})
 
 
 RHO_GRID = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -197,7 +197,7 @@ def critical_lr_decreases_with_rho(ctx) -> CheckResult:
               f"r(T) = 1 + 1e-9 (bracket width ≤ 1e-12·η_c). Measured: max_k (η_c(ρ_k+1) − η_c(ρ_k))/η_c(ρ_k), must be "
               f"< {bound:g}. ρ grid {list(rhos)}: η_c = {[f'{e:.6f}' for e in etas]}; GD edge 2/a = {2 / a:.6f}; "
               f"η_max = 2/λ_max(H + ρE H_ξ²) = {[f'{c.eta_max:.4f}' for c in crits]}.")
-    return CheckResult(bool(rel.max() < bound), float(rel.max()), bound, detail,
+    return CheckResult.legacy(bool(rel.max() < bound), float(rel.max()), bound, detail,
                        data={"rho": np.array(rhos), "eta_c": etas})
 
 
@@ -267,4 +267,4 @@ def necessary_conditions_hold(ctx) -> CheckResult:
               f"s_4 ≤ (ηρ)^(−1/2) (η ≥ 2ρ, where every term of g is ≥ 0), a + ρa² ≤ 2/η; non-commuting: the general "
               f"a + ρa² ≤ 2/η and λ_max(H + ρE H_ξ²) ≤ 2/η. Slack: relative 1e-12 (round-off). Measured: the "
               f"largest value/bound over stable points (≤ 1). " + "; ".join(lines))
-    return CheckResult(bool(ok), worst, 1.0, detail, data=data)
+    return CheckResult.legacy(bool(ok), worst, 1.0, detail, data=data)

@@ -20,7 +20,7 @@ from ..optim import usam
 from ..problems import diagonal_linear_net, matrix_factorization, two_layer_net
 from ..stability.selection import MOMENTS, minima_moments
 from .registry import CheckResult, register
-from .stats import Z_TREND, direction_holds, mean_se
+from ..stats import Z_TREND, direction_holds, mean_se
 
 BATCH = 1
 MAX_EXAMPLE_LOSS = 1e-4  # near-interpolation: every f_i(x_T) ≤ 1e-4 (|residual| ≤ 1.4e-2) for every seed and run
@@ -92,7 +92,7 @@ def sam_minima_flatter(ctx) -> CheckResult:
               f"compared as the signed real cube root of λ_max(S_3). Pass iff for every problem and moment the paired "
               f"mean difference SGD − SAM exceeds {Z_TREND:g} SE and every run reaches max_i f_i(x_T) ≤ "
               f"{MAX_EXAMPLE_LOSS:g} without divergence. Measured: the smallest z = mean/SE. " + " | ".join(lines))
-    return CheckResult(ok, float(min(zs)), Z_TREND, detail, data={"results": data})
+    return CheckResult.legacy(ok, float(min(zs)), Z_TREND, detail, data={"results": data})
 
 
 def _relative_gap(res, m):
@@ -136,7 +136,7 @@ def gap_grows_with_width(ctx) -> CheckResult:
               f"at the smallest, SE = √(SE²+SE²) (different problems: unpaired). Pass iff growth > {Z_TREND:g} SE for "
               f"all of a, s2, s3, s4 on every sweep and every run interpolates (max_i f_i ≤ {MAX_EXAMPLE_LOSS:g}). "
               + " || ".join(parts))
-    return CheckResult(ok, float(min(zs)), Z_TREND, detail, data={"panels": panels})
+    return CheckResult.legacy(ok, float(min(zs)), Z_TREND, detail, data={"panels": panels})
 
 
 def _fmt(x) -> str:

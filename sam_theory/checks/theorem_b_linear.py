@@ -9,7 +9,7 @@ from ..optim import usam
 from ..problems import as_jax, linear_regression, stack_trees
 from ..train import log_steps
 from .registry import CheckResult, register
-from .stats import Z_TREND, direction_holds, summarize
+from ..stats import Z_TREND, direction_holds, summarize
 
 N, BATCH = 20, 4
 P_GRID = (40, 100, 400, 1600)
@@ -37,7 +37,7 @@ def bound_linear_regression(ctx) -> CheckResult:
               f"(ρ, η) at the c ≥ ½ edge; pass iff seed-mean f(x_t) ≤ (1−2μηc)^t f(x_0) + {MC_SLACK_SE:g}·SE_t at "
               f"every logged t (SE_t = seed std/√{seeds}, the Monte Carlo error of the mean) and no seed diverged. "
               f"Measured: max over p and t ≥ 1 of mean/bound, at (p, t) = {worst_at}. " + "; ".join(lines))
-    return CheckResult(ok, worst, 1.0, detail, data={"curves": curves, "title": "Theorem B, linear regression"})
+    return CheckResult.legacy(ok, worst, 1.0, detail, data={"curves": curves, "title": "Theorem B, linear regression"})
 
 
 @register("theorem_b.rate_improves_with_p", "trend", "§6")
@@ -65,5 +65,5 @@ def rate_improves_with_p(ctx) -> CheckResult:
     per_p = ", ".join(f"p={p}: {summarize(v)}" for p, v in slopes.items())
     detail = (f"{seeds} seeds (data and batches), {steps} steps, USAM at each seed's c ≥ ½ edge; fitted "
               f"d log f/dt per p: {per_p}. Paired differences (must be > {Z_TREND:g} SE): " + "; ".join(lines))
-    return CheckResult(ok, float(min(zs)), Z_TREND, detail,
+    return CheckResult.legacy(ok, float(min(zs)), Z_TREND, detail,
                        data={"p": list(P_GRID), "slopes": {p: v for p, v in slopes.items()}, "guaranteed": guaranteed})

@@ -11,7 +11,7 @@ from ..convergence import (admissible_hyperparameters, check_linear_convergence,
                            theorem_b)
 from ..problems import linear_regression, matrix_factorization, two_layer_net
 from .registry import CheckResult, register
-from .stats import Z_TREND, direction_holds, summarize
+from ..stats import Z_TREND, direction_holds, summarize
 
 BATCH = 4
 MC_SLACK_SE = 3.0  # Monte Carlo slack of the seed-mean in the bound checks
@@ -52,7 +52,7 @@ def _local_bound(ctx, problem, x_star, regime: str, title: str) -> CheckResult:
               f"f(x_t) ≤ (1−2μηc)^t f(x_0) + {MC_SLACK_SE:g}·SE_t at every logged t, no divergence, c ≥ ½ and the "
               f"drift bound. Measured: max_t≥1 mean/bound = {res.max_ratio:.4g}; fitted rate of the mean "
               f"{res.fit.rate:.6f} (R²={res.fit.r2:.3f}); observed decay exponent / guaranteed = {tightness:.3g}.")
-    return CheckResult(ok, res.max_ratio, 1.0, detail,
+    return CheckResult.legacy(ok, res.max_ratio, 1.0, detail,
                        data={"curves": {c0.p: res.curve()}, "title": title, "label": "p"})
 
 
@@ -135,7 +135,7 @@ def no_interpolation_floor(ctx) -> CheckResult:
               f"Pass iff for both methods floor − f* > {Z_TREND:g} SE, the late curve is flat and the control "
               f"(p={CONTROL_P}, no noise, USAM) ends below 1e-8·f(x_0). " + "; ".join(lines)
               + f"; control f(x_T)/f(x_0) = {ctrl_ratio:.3g}.")
-    return CheckResult(ok, float(min(zs)), Z_TREND, detail, data={
+    return CheckResult.legacy(ok, float(min(zs)), Z_TREND, detail, data={
         **data, "title": f"No interpolation (linear regression n={FLOOR_N}, σ={FLOOR_NOISE}): the excess loss stalls;\n"
                  "the dashed rate (with μ⁺ = λ_min(AᵀA)/n) would hold only under interpolation (A4)"})
 
@@ -171,4 +171,4 @@ def rho0_recovers_sgd(ctx) -> CheckResult:
               f"errors: 1/(λK_b) vs μb/(λ(β+μ(b−1))) {err_eta:.2e}; c(ρ=0) vs 1 − (λη/2)K_b {err_c:.2e}; "
               f"c ≥ ½ edge at ρ=0 equals η_BBM/2 and c(η_BBM)=½: {err_edge:.2e}. Control: at ρ = ρ_max/2 the "
               f"edge step differs from η_BBM/2 by {control:.3g} (must be > 1e-3). Tolerance 1e-10 (round-off).")
-    return CheckResult(ok, measured, 1e-10, detail)
+    return CheckResult.legacy(ok, measured, 1e-10, detail)
