@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import machine  # noqa: E402
 
-from sam_theory.checks.theorem_a import interpolating_diagonal_net  # noqa: E402
+from sam_theory.testing import interpolating_diagonal_net  # noqa: E402
 from sam_theory.curvature import per_example_hessians  # noqa: E402
 from sam_theory.precision import float64  # noqa: E402
 from sam_theory.stability import critical_learning_rate, simulate_linearized, spectral_radius  # noqa: E402

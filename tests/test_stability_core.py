@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sam_theory.checks.theorem_a import commuting_hessians, interpolating_diagonal_net, random_psd_hessians
+from sam_theory.testing import commuting_hessians, interpolating_diagonal_net, random_psd_hessians
 from sam_theory.stability import (critical_learning_rate, escape_test, is_linearly_stable, moment_matrix,
                                   necessary_conditions, second_moment_operator, simulate_linearized,
                                   spectral_radius)

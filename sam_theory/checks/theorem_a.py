@@ -13,30 +13,13 @@ from ..stability import (critical_learning_rate, curvature_summary, escape_test,
                          necessary_conditions, one_dimensional_rate, phase_diagram_data, simulate_linearized,
                          spectral_radius, stochastic_moments)
 from ..stability.operator import STABILITY_TOL
+from ..testing import commuting_hessians, interpolating_diagonal_net, random_psd_hessians
 from .registry import CheckResult, register
 
 EXACT_RTOL = 1e-10
 Z_MAX = 4.0  # Monte Carlo agreement: |mean − exact| ≤ 4 SE at every logged t
 MAX_SHARE = 0.05  # the SE of a mean is trusted only while no single run carries more than 5% of it
 MC_FACTORS = (0.9, 1.05)  # η/η_c on the two sides (the unstable side close: lighter tails of ‖e_t‖²)
-
-
-def random_psd_hessians(n: int, p: int, seed: int, *, noise: float = 1.0, base: bool = False) -> np.ndarray:
-    """n non-commuting PSD matrices H_i = (C +) noise·G_iG_iᵀ/p, G_i Gaussian (p, p); C has eigenvalues in
-    [0.3, 1] in a random basis when ``base`` (then every H_i is positive definite)."""
-    rng = np.random.default_rng(seed)
-    G = rng.standard_normal((n, p, p))
-    Hi = noise * G @ np.swapaxes(G, 1, 2) / p
-    if base:
-        Q = np.linalg.qr(rng.standard_normal((p, p)))[0]
-        Hi = Hi + Q @ np.diag(np.linspace(0.3, 1.0, p)) @ Q.T
-    return 0.5 * (Hi + np.swapaxes(Hi, 1, 2))
-
-
-def commuting_hessians(n: int, p: int, seed: int) -> np.ndarray:
-    """n diagonal (hence commuting) positive definite H_i with entries in [0.2, 1.8]."""
-    rng = np.random.default_rng(seed)
-    return np.stack([np.diag(rng.uniform(0.2, 1.8, p)) for _ in range(n)])
 
 
 def _rel(a, b) -> float:
@@ -134,14 +117,6 @@ def exact_vs_simulated(ctx) -> CheckResult:
               f"r(T) < 1 iff η < η_c, and the SGD operator (ρ = 0) is rejected by > {Z_MAX:g} SE. "
               + " | ".join(texts))
     return CheckResult.legacy(bool(ok), zmax, Z_MAX, detail, data=data)
-
-
-def interpolating_diagonal_net(seed: int, n: int = 5, d: int = 8):
-    """A diagonal linear network (β = u⊙v) at an interpolating minimum by construction: u_j ∈ [1, 1.5] random,
-    v = θ★/u, so β = θ★ and y = Xθ★ is fit exactly (every f_i = 0, THEORY.md §1)."""
-    prob = diagonal_linear_net(n=n, d=d, k=2, seed=seed, n_test=0)
-    u = 1.0 + 0.5 * np.random.default_rng(seed + 1).random(d)
-    return prob, {"u": jnp.asarray(u), "v": jnp.asarray(prob.theta_star / u)}
 
 
 @register("theorem_a.nonlinear_escape", "bound", "§5")
