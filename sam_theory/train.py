@@ -173,7 +173,7 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
     state = optimizer.init(params)
     acc0 = None
     if accumulate is not None:
-        acc0 = jax.tree.map(lambda v: jnp.zeros_like(v), jax.eval_shape(accumulate, params, member))
+        acc0 = jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(lambda p: accumulate(p, member), params))
     f0, rec0 = record(params, acc0)
     max_loss_ = DEFAULT_DIVERGENCE_FACTOR * jnp.maximum(f0, 1.0) if max_loss is None else max_loss
     diverged0 = ~jnp.isfinite(f0)
