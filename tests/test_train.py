@@ -198,3 +198,11 @@ def test_run_many_masks_observations_after_divergence(prob, x64):
 def test_run_many_errors_name_the_argument(prob, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_many(prob, sgd(0.1), jax.random.split(jax.random.key(0), 2), steps=3, batch_size=4, **kwargs)
+
+
+@pytest.mark.parametrize("n, b", [(5, 2), (64, 8), (256, 32), (20, 19)])
+def test_sample_indices_is_jax_choice_bit_for_bit(n, b):
+    """The sort-free batch draw equals jax.random.choice(replace=False) (the first b of jax's permutation)."""
+    keys = jax.random.split(jax.random.key(n + b), 500)
+    ref = jax.vmap(lambda k: jax.random.choice(k, n, (b,), replace=False))(keys)
+    np.testing.assert_array_equal(jax.vmap(lambda k: sample_indices(k, n, b, False))(keys), ref)
