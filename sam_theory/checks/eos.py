@@ -55,7 +55,8 @@ def two_cycle(ctx) -> CheckResult:
     """Normalized full-batch SAM on f = ½xᵀHx ends in x = ±(ηρλ₁/(2 − ηλ₁))v₁, and there λ₁ = λ_edge(‖∇f‖).
 
     `sam_theory.optim.sam` with δ = 0 (no normalization guard: δ/‖∇f‖ would shift the cycle by a relative 1e-11)
-    is iterated in one `lax.scan`; the reference v₁, λ₁ come from a dense `numpy.linalg.eigh` of H.
+    is iterated by `run_many` (one `lax.scan`, the iterate recorded as an observable); the reference v₁, λ₁ come
+    from a dense `numpy.linalg.eigh` of H.
     """
     p, lr, rho = (20, 1.2, 0.05) if ctx.quick else (200, 1.5, 0.1)
     H, x0 = _quadratic(p, 1.0, (0.1, 0.8), ctx.seed)

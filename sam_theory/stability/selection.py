@@ -121,7 +121,7 @@ def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, bat
     """Train every optimizer from the same init and batch sequence per seed; Hessian moments at each end point.
 
     For seed s: k_init, k_run = split(key(s)); x_0 = problem.init(k_init); every optimizer runs ``steps`` steps of
-    `sam_theory.train.run` from x_0 with key k_run (so the same batches ξ_t), vmapped over seeds. At each final
+    `sam_theory.train.run_many` from x_0 with key k_run (so the same batches ξ_t), over the seed stack. At each final
     x_T: a = λ_max(H), s_k = λ_max(S_k)^{1/k} for k = 2, 3, 4 with S_k = E_ξ[H_ξ^k] − H^k for the training batch
     distribution (size ``batch_size``, with or without replacement) — THEORY.md §4, §5 (iv).
 
