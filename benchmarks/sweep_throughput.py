@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import best_time, machine  # noqa: E402
+from _timing import best_wall_and_cpu, machine  # noqa: E402
 
 import sam_theory  # noqa: E402
 from sam_theory import train  # noqa: E402
@@ -50,7 +50,8 @@ def sweep_vs_loop(prob, num_configs: int, steps: int, batch: int, loop_configs: 
     start = time.perf_counter()
     res = sam_theory.sweep(prob, "sam", grid, progress=False, **kw)
     t_first = time.perf_counter() - start
-    t_sweep = best_time(lambda: sam_theory.sweep(prob, "sam", grid, progress=False, **kw).losses, repeats=repeats)
+    t_sweep, c_sweep = best_wall_and_cpu(lambda: sam_theory.sweep(prob, "sam", grid, progress=False, **kw).losses,
+                                         repeats=repeats)
     pick = np.random.default_rng(0).choice(total, size=min(loop_configs, total), replace=False)
     configs = [np.unravel_index(i, res.shape) for i in pick]
 
@@ -58,12 +59,12 @@ def sweep_vs_loop(prob, num_configs: int, steps: int, batch: int, loop_configs: 
         return [train(prob, sam(float(lrs[i]), float(rhos[j])), key=jax.random.key(int(seeds[s])),
                       track_grad_norm=True, **kw).losses for i, j, s in configs]
 
-    t_loop = best_time(loop, repeats=repeats) * total / len(configs)
+    t_loop, c_loop = (t * total / len(configs) for t in best_wall_and_cpu(loop, repeats=repeats))
     for (i, j, s), losses in zip(configs, loop()):  # float32: same runs; compared over the first tenth (the
         # sensitive members, near the stability edge, drift apart later by float32 round-off)
         np.testing.assert_allclose(res.losses[i, j, s, :2], losses[:2], rtol=2e-3, atol=1e-6)
     return {"p": prob.num_params, "configs": total, "steps": steps, "batch": batch, "t_sweep": t_sweep,
-            "t_loop": t_loop, "t_first": t_first, "loop_configs": len(configs)}
+            "t_loop": t_loop, "t_first": t_first, "loop_configs": len(configs), "c_sweep": c_sweep, "c_loop": c_loop}
 
 
 def observe_cost(prob, steps: int, batch: int, every: int, repeats: int) -> dict:
@@ -72,12 +73,13 @@ def observe_cost(prob, steps: int, batch: int, every: int, repeats: int) -> dict
     plain = lambda: run_many(prob, opt, key, **kw)
     observed = lambda: run_many(prob, opt, key, observe=lam_max, **kw)
     jax.block_until_ready((plain(), observed()))  # compile both
-    t_plain = t_obs = float("inf")
+    best = {"plain": (float("inf"),) * 2, "obs": (float("inf"),) * 2}
     for _ in range(repeats):  # interleaved, best of each: the shared machine's load drifts
-        t_plain = min(t_plain, best_time(plain, repeats=1))
-        t_obs = min(t_obs, best_time(observed, repeats=1))
+        for name, fn in (("plain", plain), ("obs", observed)):
+            best[name] = tuple(map(min, best[name], best_wall_and_cpu(fn, repeats=1)))
+    (t_plain, c_plain), (t_obs, c_obs) = best["plain"], best["obs"]
     return {"p": prob.num_params, "n": prob.n, "batch": batch, "steps": steps, "every": every,
-            "t_plain": t_plain, "t_obs": t_obs}
+            "t_plain": t_plain, "t_obs": t_obs, "c_plain": c_plain, "c_obs": c_obs}
 
 
 def main(argv=None):
@@ -100,14 +102,17 @@ def main(argv=None):
         print(f"sweep vs loop: two_layer_net p={r['p']}, b={r['batch']}, {r['configs']} configs × {r['steps']} SAM "
               f"steps: sweep {r['t_sweep']:.2f} s ({work / r['t_sweep']:,.0f} config·steps/s), loop over train "
               f"{r['t_loop']:.2f} s (timed on {r['loop_configs']} configs, scaled; {work / r['t_loop']:,.0f} "
-              f"config·steps/s); loop/sweep = {r['t_loop'] / r['t_sweep']:.1f}; first sweep call incl. compile "
+              f"config·steps/s); loop/sweep = {r['t_loop'] / r['t_sweep']:.1f} (wall), "
+              f"{r['c_loop'] / r['c_sweep']:.1f} (process CPU time: {r['c_sweep']:.2f} s vs {r['c_loop']:.2f} s); "
+              f"first sweep call incl. compile "
               f"{r['t_first']:.2f} s; load {os.getloadavg()[0]:.2f}", flush=True)
     big = two_layer_net(256, 64, 156, n_test=0, seed=0)
     for batch in (big.n, big.n // 4):
         r = observe_cost(big, 200 if q else 1000, batch, 50, args.repeats)
         print(f"observe λ_max (Lanczos {args.lanczos} its, full data) every {r['every']} steps: two_layer_net "
               f"p={r['p']}, n={r['n']}, b={r['batch']}, {r['steps']} SAM steps: with {r['t_obs']:.2f} s, without "
-              f"{r['t_plain']:.2f} s, ratio {r['t_obs'] / r['t_plain']:.2f}; load {os.getloadavg()[0]:.2f}",
+              f"{r['t_plain']:.2f} s, ratio {r['t_obs'] / r['t_plain']:.2f} (wall), {r['c_obs'] / r['c_plain']:.2f} (process "
+              f"CPU time); load {os.getloadavg()[0]:.2f}",
               flush=True)
 
 
