@@ -28,7 +28,6 @@ import dataclasses
 import functools
 import inspect
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import jax
