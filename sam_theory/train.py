@@ -21,7 +21,7 @@ import numpy as np
 from .optim.base import Batch, Optimizer
 from .problems.base import Problem, as_jax, take
 from .tree import tree_all_finite, tree_norm
-from .validation import check_finite_array, check_int
+from .validation import check_int, check_key, check_optimizer, check_params, check_problem
 
 DEFAULT_DIVERGENCE_FACTOR = 1e10
 
@@ -182,15 +182,15 @@ def train(problem: Problem, optimizer: Optimizer, *, steps: int, batch_size: int
       max_loss: a recorded loss above this flags divergence (default 1e10 · max(f(x_0), 1)).
       track_grad_norm: also record ‖∇f(x_t)‖ at the logged steps.
     """
+    check_problem(problem)
+    check_optimizer(optimizer)
+    check_key("key", key)
     steps = check_int("steps", steps, minimum=0)
     log_every = check_int("log_every", log_every)
     batch_size = validate_batch(problem, batch_size, replace)
     if max_loss is not None and not float(max_loss) > 0:  # inf is allowed: flag only non-finite losses
         raise ValueError(f"max_loss must be > 0, got {max_loss!r}")
-    if params is None:
-        params = problem.init(key)
-    for leaf in jax.tree.leaves(params):
-        check_finite_array("params", leaf)
+    params = problem.init(key) if params is None else check_params("params", params, problem)
     data = as_jax(problem.data)
     test_data = as_jax(problem.test_data) if problem.test_data is not None else None
     params = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), params)

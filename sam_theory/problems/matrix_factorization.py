@@ -24,6 +24,9 @@ class MatrixFactorization(Problem):
                  pruner="random", weight_decay=0.0, perturb_weight_decay=False):
         self.rows, self.cols = check_int("rows", rows), check_int("cols", cols)
         self.rank_star, self.rank = check_int("rank_star", rank_star), check_int("rank", rank)
+        if rank_star > min(rows, cols):
+            raise ValueError(f"rank_star must be <= min(rows, cols) = {min(rows, cols)} (the rank of a {rows}x{cols} "
+                             f"matrix), got rank_star={rank_star}")
         if rank < rank_star:
             raise ValueError(f"rank must be >= rank_star, got rank={rank}, rank_star={rank_star}")
         self.init_scale = float(check_positive("init_scale", init_scale))
