@@ -112,3 +112,16 @@ def check_params(name: str, params, problem):
             raise ValueError(f"{name}{path} must be numeric, got dtype {np.asarray(leaf_g).dtype}")
         check_finite_array(f"{name}{path}", leaf_g)
     return params
+
+
+def check_finite_params(name: str, params, hint: str = ""):
+    """Every leaf of the pytree ``params`` is finite (tracers pass unchecked); the error names the leaf."""
+    import jax
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if _concrete(leaf) and not np.isfinite(np.asarray(leaf)).all():
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} contains NaN or infinite values{hint}")
+    return params
+
+
+CURVATURE_HINT = ("; curvature is undefined there (the params of a diverged run are its last finite ones, "
+                  "History.params_step says from which step)")
