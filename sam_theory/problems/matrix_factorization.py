@@ -14,6 +14,7 @@ import numpy as np
 
 from ..validation import check_int, check_nonnegative, check_positive
 from .base import Problem
+from .draw import normal
 from .masks import apply_mask
 
 
@@ -50,8 +51,8 @@ class MatrixFactorization(Problem):
 
     def _init(self, key):
         ku, kv = jax.random.split(key)
-        return {"U": self.init_scale * jax.random.normal(ku, (self.rows, self.rank)),
-                "V": self.init_scale * jax.random.normal(kv, (self.cols, self.rank))}
+        return {"U": self.init_scale * normal(ku, (self.rows, self.rank)),
+                "V": self.init_scale * normal(kv, (self.cols, self.rank))}
 
     def _loss(self, params, example):
         return 0.5 * (self._entry(params, example) - example[2]) ** 2
