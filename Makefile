@@ -19,8 +19,9 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/sam-theory verify --quick
 
+# tests/ plus every docstring example (`>>>`) of the package; notebooks execute in tests/test_notebooks.py.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=15
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=15 --doctest-modules tests sam_theory
 
 # Headless Chromium for the report's browser test (tests/test_report.py): installed from the system package
 # manager when missing and we are root; otherwise that test skips and says why.

@@ -14,7 +14,7 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sam_theory import float64, train
+from sam_theory import float64
 from sam_theory.curvature import hvp, top_eigenvalues
 from sam_theory.optim import sam, sgd
 from sam_theory.problems import linear_regression, two_layer_net
@@ -45,21 +45,33 @@ for p, mu in mus.items():
 # ## Quick re-run: width against fit and flatness (two-layer ReLU, n = 40, d = 5, 3 data draws)
 #
 # SGD (η = 0.1) and SAM (η = 0.1, ρ = 0.05), batch 8, 1500 steps from the same init and batches; λ_max of the end
-# point by Lanczos.
+# point by Lanczos. The draws are vmapped (`convergence.train_seeds` with stacked data): one compile per width and
+# optimizer.
 
 # %%
+from sam_theory.convergence import train_seeds
+from sam_theory.problems import as_jax, stack_trees
+
 WIDTHS, DRAWS = (8, 32, 128), (1000, 1001, 1002)
 rows = []
 with float64():
     for width in WIDTHS:
-        for s in DRAWS:
-            prob = two_layer_net(n=40, d=5, width=width, seed=s)
-            x0 = prob.init(jax.random.key(s))
-            for opt in (sgd(0.1), sam(0.1, 0.05)):
-                h = train(prob, opt, steps=1500, batch_size=8, key=jax.random.key(s), params=x0, log_every=1500)
-                lam = float(top_eigenvalues(hvp(prob.loss, h.params), 1, key=jax.random.key(0)).values[0])
-                rows.append(dict(width=width, draw=s, method=opt.name, train=h.final_loss,
-                                 test=float(h.test_losses[-1]), lam=lam))
+        probs = [two_layer_net(n=40, d=5, width=width, seed=s) for s in DRAWS]
+        data = stack_trees([as_jax(p.data) for p in probs])
+        test = stack_trees([as_jax(p.test_data) for p in probs])
+        loss = probs[0].batch_loss  # reads no data arrays: one function for every draw
+        sharpness = jax.jit(jax.vmap(lambda x, d: top_eigenvalues(
+            hvp(lambda y: loss(y, d), x), 1, num_iters=30, key=jax.random.key(0)).values[0]))
+        x0 = probs[0].init(jax.random.key(1000))
+        keys = jax.random.split(jax.random.key(1000), len(DRAWS))
+        for opt in (sgd(0.1), sam(0.1, 0.05)):
+            _, _, params = train_seeds(probs[0], opt, keys, steps=1500, batch_size=8, replace=False, params=x0,
+                                       data=data, log_every=1500)
+            train_loss = np.asarray(jax.vmap(loss)(params, data))
+            test_loss = np.asarray(jax.vmap(loss)(params, test))
+            lam = np.asarray(sharpness(params, data))
+            rows += [dict(width=width, draw=s, method=opt.name, train=float(a), test=float(b), lam=float(c))
+                     for s, a, b, c in zip(DRAWS, train_loss, test_loss, lam)]
 table = {(r["width"], r["method"]): [] for r in rows}
 for r in rows:
     table[(r["width"], r["method"])].append(r)
@@ -77,10 +89,14 @@ for ax in axes:
 
 # %% [markdown]
 # ## What this notebook asserts
+#
+# The fit is asserted for SGD only: normalized SAM with a fixed ρ does not converge to an interpolating point (its
+# perturbation ρ∇f/‖∇f‖ does not vanish there), so its final training loss sits at a ρ-dependent level (≈ 3e-3 at
+# width 128 above) rather than decreasing with width.
 
 # %%
 assert mus[10] < 1e-12 < mus[20] < mus[40] < mus[100] < mus[400], mus  # μ > 0 iff p ≥ n, growing with p
-train_mean = {w: np.mean([r["train"] for m in ("sgd", "sam") for r in table[(w, m)]]) for w in WIDTHS}
-assert train_mean[WIDTHS[-1]] < train_mean[WIDTHS[0]], train_mean  # wider fits better
+train_sgd = {w: np.mean([r["train"] for r in table[(w, "sgd")]]) for w in WIDTHS}
+assert train_sgd[WIDTHS[0]] > train_sgd[WIDTHS[1]] > train_sgd[WIDTHS[2]], train_sgd  # wider: SGD fits better
 gaps = [a["lam"] - b["lam"] for a, b in zip(table[(WIDTHS[-1], "sgd")], table[(WIDTHS[-1], "sam")])]
 assert all(g > 0 for g in gaps), gaps  # at the largest width SAM's minimum is flatter on every draw
