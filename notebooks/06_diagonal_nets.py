@@ -59,7 +59,7 @@ logs = {k: np.log10(v) for k, v in tests.items()}
 for k, v in logs.items():
     print(f"{k:18s} log10 test loss per draw: {np.round(v, 2)}   mean {v.mean():.2f}")
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.boxplot(list(logs.values()), tick_labels=list(logs), vert=True); ax.set_ylabel("log10 test loss")
+ax.boxplot(list(logs.values()), tick_labels=list(logs)); ax.set_ylabel("log10 test loss")
 gain = logs["GD"] - logs["1-SAM ρ_AF=0.05"]
 harm = logs["n-SAM ρ_AF=0.15"] - logs["GD"]
 print(f"paired GD − 1-SAM: {gain.mean():.2f} ± {gain.std(ddof=1) / 2:.2f} decades; "
