@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -33,6 +34,10 @@ def _table(records) -> str:
 def verify(args) -> int:
     import jax
 
+    from .compile_cache import default_cache_dir, enable_compilation_cache
+    if not args.no_cache:  # before anything compiles (module docstring of compile_cache)
+        enable_compilation_cache(args.cache_dir or default_cache_dir(args.out))
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     from . import checks, plots
     from .precision import float64
 
@@ -78,6 +83,7 @@ def verify(args) -> int:
     for r in failed:
         print(f"\nFAILED {r['name']}: {r['detail']}")
     print(f"\n{len(records) - len(failed)}/{len(records)} checks passed; results in {run_dir / 'results.json'}")
+    print(f"wall {time.perf_counter() - wall0:.1f} s, process CPU {time.process_time() - cpu0:.1f} s")
     if args.verbose:
         for r in records:
             print(f"\n[{r['name']}] {r['detail']}")
@@ -221,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="base seed of every check (default 0)")
     v.add_argument("-v", "--verbose", action="store_true", help="print every check's detail string")
     v.add_argument("--list", action="store_true", help="list the registered checks and exit")
+    v.add_argument("--cache-dir", metavar="DIR", help="persistent compilation cache (default: $SAM_THEORY_CACHE_DIR, "
+                   "else OUT/.jax_cache)")
+    v.add_argument("--no-cache", action="store_true", help="do not use the persistent compilation cache")
     v.set_defaults(func=verify)
     pl = sub.add_parser("plot", help="make a figure (kinds: " + ", ".join(PLOT_KINDS) + ")")
     kinds = pl.add_subparsers(dest="kind", required=True)
