@@ -80,6 +80,8 @@ def test_auto_dispatch(x64, monkeypatch):
     msam(0.1, 0.3, m=1, path="generic").step(params, (), batch)
     msam(0.1, 0.3, m=b, path="structured").step(params, (), batch)
     assert calls == [1, 4, b]
+    train(prob, msam(0.1, 0.3, m=2), steps=2, batch_size=8, key=jax.random.key(0))  # the trainer's batches qualify
+    assert calls == [1, 4, b, 2]
 
 
 def test_unsupported_problems_take_the_generic_path(x64):
