@@ -52,16 +52,18 @@ import jax
 import jax.numpy as jnp
 
 from ..problems.base import dense_apply, named_param
+from .scaling import guard
 
 __all__ = ["structured_problem", "structured_msam_gradient"]
 
 
-def structured_problem(batch):
+def structured_problem(batch, params=None):
     """The `Problem` whose layer form the structured path can use for ``batch``, or None.
 
     The problem is found from the batch's loss: ``Batch.loss_fn`` is ``problem.batch_loss`` (a bound method) when
     `train` or a check builds the batch from a problem. It qualifies if it declares `structured_losses`, has no
-    sparsity mask, and the weight-decay penalty (if any) does not enter the perturbation.
+    sparsity mask, the weight-decay penalty (if any) does not enter the perturbation, and ``params`` (if given) are
+    float32 or float64.
     """
     problem = getattr(batch.loss_fn, "__self__", None)
     if not getattr(problem, "supports_structured", False):
@@ -70,6 +72,8 @@ def structured_problem(batch):
         return None  # a bound method other than batch_loss (e.g. a custom loss)
     if batch.penalty_fn is not None and batch.perturb_penalty:
         return None
+    if params is not None and jnp.result_type(*jax.tree.leaves(params)) not in (jnp.float32, jnp.float64):
+        return None  # float16/bfloat16: the generic path's float32-accumulated scaling (`optim.scaling`)
     return problem
 
 
@@ -131,7 +135,8 @@ def structured_msam_gradient(problem, params, batch, m: int, rho, normalize: boo
     Args:
       problem: a `Problem` with `structured_losses` (see `structured_problem`).
       params: x.  batch: the step's `Batch` (examples with leading axis b, optional unperturbed penalty).
-      m: micro-batch size (divides b).  rho: ρ.  normalize: c_j = ρ/(‖∇f_{M_j}‖ + δ) or ρ.  eps: δ.
+      m: micro-batch size (divides b).  rho: ρ.  normalize: c_j = ρ/(‖∇f_{M_j}‖ + δ) or ρ.
+      eps: δ, raised to the dtype's smallest normal number when positive (`optim.scaling.guard`, as the generic path).
     """
     examples = batch.examples
     b = jax.tree.leaves(examples)[0].shape[0]
@@ -173,7 +178,7 @@ def structured_msam_gradient(problem, params, batch, m: int, rho, normalize: boo
             param_grads[name] = q
             if normalize:
                 sq_norm = sq_norm + jnp.sum(q.reshape(k, -1) ** 2, axis=1)
-    c = rho / (jnp.sqrt(sq_norm) + eps) if normalize else jnp.full((k,), rho, dtype=jnp.result_type(float))
+    c = rho / (jnp.sqrt(sq_norm) + guard(eps, jnp.result_type(sq_norm))) if normalize else jnp.full((k,), rho, dtype=jnp.result_type(float))
     dense_terms = {name: (A, G, c / m) for name, (A, G) in blocks.items()}
     param_eps = {name: q * c.reshape((k,) + (1,) * (q.ndim - 1)) for name, q in param_grads.items()}
 
