@@ -110,11 +110,17 @@ def _table(records) -> str:
 
 
 def verify(args) -> int:
+    """Run the checks, inside the persistent compilation cache unless ``--no-cache`` (`compile_cache`)."""
+    from .compile_cache import compilation_cache, default_cache_dir
+    if args.no_cache:
+        return _verify(args)
+    with compilation_cache(args.cache_dir or default_cache_dir(args.out)):
+        return _verify(args)
+
+
+def _verify(args) -> int:
     import jax
 
-    from .compile_cache import default_cache_dir, enable_compilation_cache
-    if not args.no_cache:  # before anything compiles (module docstring of compile_cache)
-        enable_compilation_cache(args.cache_dir or default_cache_dir(args.out))
     cpu0, wall0 = time.process_time(), time.perf_counter()
     from . import checks, plots
     from .precision import float64

@@ -9,13 +9,17 @@ across processes (a second `verify`, `verify --quick` then the full run, `plot` 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import jax
+from jax.experimental.compilation_cache import compilation_cache as _cc
 
 DEFAULT_MIN_COMPILE_SECS = 0.05  # below this a disk read costs about what the compile does
 CACHE_ENV = "SAM_THEORY_CACHE_DIR"
+_KEYS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+         "jax_persistent_cache_min_entry_size_bytes")
 
 
 def default_cache_dir(run_parent) -> Path:
@@ -38,3 +42,17 @@ def enable_compilation_cache(cache_dir, *, min_compile_secs: float = DEFAULT_MIN
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_secs))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+@contextlib.contextmanager
+def compilation_cache(cache_dir, *, min_compile_secs: float = DEFAULT_MIN_COMPILE_SECS):
+    """`enable_compilation_cache` for the block only: the previous settings (and JAX's cache object, which it
+    initializes at the next compilation) are restored after, so a caller in the same process (a test) is unaffected."""
+    before = {k: getattr(jax.config, k) for k in _KEYS}
+    _cc.reset_cache()
+    try:
+        yield enable_compilation_cache(cache_dir, min_compile_secs=min_compile_secs)
+    finally:
+        for k, v in before.items():
+            jax.config.update(k, v)
+        _cc.reset_cache()

@@ -3,7 +3,7 @@ import jax
 import pytest
 
 from sam_theory.cli import build_parser
-from sam_theory.compile_cache import CACHE_ENV, default_cache_dir, enable_compilation_cache
+from sam_theory.compile_cache import CACHE_ENV, compilation_cache, default_cache_dir, enable_compilation_cache
 
 
 def test_enable_sets_and_creates(tmp_path, monkeypatch):
@@ -28,3 +28,11 @@ def test_default_dir_and_flags(tmp_path, monkeypatch):
     assert default_cache_dir(tmp_path) == tmp_path / "elsewhere"
     args = build_parser().parse_args(["verify", "--no-cache", "--cache-dir", "x"])
     assert args.no_cache and args.cache_dir == "x"
+
+
+def test_scoped_cache_restores_settings(tmp_path):
+    before = jax.config.jax_compilation_cache_dir
+    with compilation_cache(tmp_path / "scoped") as path:
+        assert jax.config.jax_compilation_cache_dir == str(path)
+        jax.jit(lambda x: x + 1)(1.0)
+    assert jax.config.jax_compilation_cache_dir == before
