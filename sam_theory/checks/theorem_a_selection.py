@@ -178,11 +178,11 @@ def sam_minima_flatter(ctx) -> CheckResult:
     """Paired (same init, same batches) SGD − SAM differences of a, s_2, s_3, s_4 > 2 SE on each problem, and at
     most 1 in 8 pairs lost to divergence or non-interpolation. Settings: the rule of the module docstring."""
     seeds = ctx.seeds(_num_seeds(ctx), SEED_INDEX)
-    criteria, facts, data = [], {}, {}
+    criteria, failed, facts, data = [], [], {}, {}
     for k, (label, (factory, family, desc)) in enumerate(SETTINGS.items()):
         steps = KAPPA[family][2 if ctx.quick else 3]
         sel = _select(ctx, label, factory(ctx.seed_block(DATA_INDEX + k)), family, seeds, steps)
-        criteria.append(_failed_criterion(sel))
+        failed.append(_failed_criterion(sel))
         for m in MOMENTS:
             holds, s = direction_holds(sel.gap(m))
             name = f"{label}: SGD − SAM in {m}"
@@ -196,7 +196,7 @@ def sam_minima_flatter(ctx) -> CheckResult:
         data[label] = sel
     facts["protocol"] = (f"{len(seeds)} pairs per problem; SGD (= USAM ρ=0) and USAM from the same init and batch "
                          f"sequence, b={BATCH} without replacement; moments by dense per-example Hessians at x_T (§4)")
-    return CheckResult(criteria, facts, data)
+    return CheckResult(criteria + failed, facts, data)
 
 
 @register("theorem_a.gap_grows_with_width", "trend", "§5", figure=_width_figure, mutants=("sam_is_sgd",))
@@ -205,13 +205,13 @@ def gap_grows_with_width(ctx) -> CheckResult:
     > 2 SE at EVERY knob value, and larger at the largest knob value than at the smallest by > 2 SE; at most 1 in 8
     pairs lost per knob value. Settings: the rule of the module docstring, evaluated at each knob value."""
     seeds = ctx.seeds(_num_seeds(ctx), SEED_INDEX)
-    criteria, facts, panels = [], {}, []
+    criteria, failed, facts, panels = [], [], {}, []
     for k, (label, (knob, values, factory, family, steps, desc)) in enumerate(WIDTH_SETTINGS.items()):
         points = {}
         for j, v in enumerate(values):
             data_seed = ctx.seed_block(DATA_INDEX + 10 * k + j)
             sel = _select(ctx, f"{label} {knob}={v}", factory(v, data_seed), family, seeds, steps)
-            criteria.append(_failed_criterion(sel))
+            failed.append(_failed_criterion(sel))
             facts.update(_facts_of(sel))
             points[v] = sel
         for m in MOMENTS:
@@ -236,7 +236,7 @@ def gap_grows_with_width(ctx) -> CheckResult:
         panels.append(WidthPanel(label, knob, points))
     facts["protocol"] = (f"{len(seeds)} pairs per knob value, b={BATCH}; gap relative (SGD − SAM)/SGD per seed, because "
                          f"the moments themselves change with the knob")
-    return CheckResult(criteria, facts, panels)
+    return CheckResult(criteria + failed, facts, panels)
 
 
 def _fmt(x) -> str:

@@ -87,8 +87,6 @@ class BoundRun:
         fit = fit_linear_rate(self.mean, self.t, floor=1e-20 * float(self.mean[0]))
         return float(fit.slope / np.log(self.theorem.rate))
 
-    share: np.ndarray | None = None  # the largest run's share of the seed sum at each t
-
     @property
     def exact_z(self) -> float:
         """max |mean − exact|/SE over the logged t ≥ 1 with exact E f(x_t) ≥ 10^-EXACT_DECADES f(x_0); inf when fewer
@@ -113,10 +111,8 @@ def _run(ctx, prob, thm: TheoremB, seeds, steps, key, label, *, with_exact=True)
     mean, se = losses.mean(axis=0), losses.std(axis=0, ddof=1) / np.sqrt(seeds)
     lo, hi = np.quantile(losses, [0.1, 0.9], axis=0)
     exact = expected_loss(prob, x0, thm, t) if with_exact else None
-    with np.errstate(invalid="ignore"):
-        share = losses.max(axis=0) / losses.sum(axis=0)
     return BoundRun(label, prob.p, thm, t, mean, se, lo, hi, thm.bound(t, float(mean[0])), exact,
-                    int(diverged.sum()), share)
+                    int(diverged.sum()))
 
 
 def _with_mu(thm: TheoremB, factor: float) -> TheoremB:

@@ -75,14 +75,15 @@ def plot_exact_vs_simulated(instances, path):
 
 @figure_for("theorem_a.nonlinear_escape")
 def plot_escape(data: dict, path):
-    """‖x_t − x*‖ of USAM from x* + e_0 on a diagonal linear net, below and above η_c."""
+    """‖x_t − x*‖ of USAM from x* + e_0 on a diagonal linear net, below and above η_c. ``data``: the
+    `sam_theory.checks.theorem_a.EscapeFigure` of `theorem_a.nonlinear_escape` (traces: η/η_c → EscapeTrace)."""
     fig, ax = new_figure(width=6.5)
-    for k, (factor, tr) in enumerate(sorted(data["traces"].items())):
-        for m, d in enumerate(tr["distances"]):
-            ax.plot(tr["t"], d, color=f"C{k}", alpha=0.8,
-                    label=(f"η = {factor}·η_c (r(T) = {tr['r']:.3f}"
-                           + (", marginal: null space of H)" if abs(tr["r"] - 1) < 1e-9 else ")")) if m == 0 else None)
-    ax.axhline(100 * data["eps"], color="k", ls="--", lw=1, label="escape threshold 100‖e_0‖")
+    for k, (factor, tr) in enumerate(sorted(data.traces.items())):
+        for m, d in enumerate(tr.distances):
+            ax.plot(tr.t, d, color=f"C{k}", alpha=0.8,
+                    label=(f"η = {factor}·η_c (r(T) = {tr.r:.3f}"
+                           + (", marginal: null space of H)" if abs(tr.r - 1) < 1e-9 else ")")) if m == 0 else None)
+    ax.axhline(100 * data.eps, color="k", ls="--", lw=1, label="escape threshold 100‖e_0‖")
     ax.set_yscale("log")
     ax.set_xlabel("step t")
     ax.set_ylabel("‖x_t − x*‖")
