@@ -202,12 +202,14 @@ def rho0_recovers_sgd(ctx) -> CheckResult:
         edge = admissible_hyperparameters(const, int(b[i]), rho_fraction=0.0)
         err_edge = max(err_edge, rel(edge.eta, bbm / 2), rel(theorem_b(const, bbm, 0.0, int(b[i])).c, 0.5))
     # failing control: at ρ = ρ_max/2 the step no longer equals BBM/2, so the comparison can detect a difference
-    const = {"beta": beta[0], "lam": lam[0], "mu": mu[0]}
-    off = admissible_hyperparameters(const, int(b[0]), rho_fraction=0.5)
-    control = rel(off.eta, mu[0] * b[0] / (lam[0] * (beta[0] + mu[0] * (b[0] - 1))) / 2)
+    # (the median over the samples: on one sample with β/μ ≫ 1 the ρ factor (1 + βρ)² is itself close to 1)
+    control = float(np.median([
+        rel(admissible_hyperparameters({"beta": beta[i], "lam": lam[i], "mu": mu[i]}, int(b[i]), rho_fraction=0.5).eta,
+            mu[i] * b[i] / (lam[i] * (beta[i] + mu[i] * (b[i] - 1))) / 2) for i in range(min(num, 200))]))
     return CheckResult(
         [below("1/(λK_b) vs μb/(λ(β+μ(b−1))), max rel err", err_eta, EXACT_TOL, "< 1e-10 (round-off)"),
          below("c(ρ=0) vs 1 − (λη/2)K_b, max rel err", err_c, EXACT_TOL, "< 1e-10"),
          below("c ≥ ½ edge at ρ=0 = η_BBM/2 and c(η_BBM) = ½, max rel err", err_edge, EXACT_TOL, "< 1e-10"),
-         above("control: at ρ = ρ_max/2 the edge differs from η_BBM/2", control, 1e-3, "rel. difference > 1e-3")],
+         above("control: at ρ = ρ_max/2 the edge differs from η_BBM/2 (median)", control, 1e-3,
+               "rel. difference > 1e-3")],
         {"samples": f"{num} random (β, λ, μ, b), μ ≤ λ ≤ β log-uniform over 3–5 decades, b ∈ [1, 512]"})
