@@ -109,12 +109,16 @@ class TwoLayerNet(Problem):
         """ŷ = f(x; params ⊙ mask) (square loss: f_i = ½(ŷ − y_i)²; logistic: the logit)."""
         return self.forward(params, example[0])
 
-    def _loss(self, params, example):
-        x, y = example
-        f = two_layer_forward(params, x, activation=self.activation, parameterization=self.parameterization)
+    def output_loss(self, f, example):
+        """The loss of the output f at the example's label: ½(f − y)² (square) or log(1 + e^{−y f}) (logistic)."""
+        y = example[1]
         if self.loss_type == "square":
             return 0.5 * (f - y) ** 2
         return jax.nn.softplus(-y * f)
+
+    def _loss(self, params, example):
+        f = two_layer_forward(params, example[0], activation=self.activation, parameterization=self.parameterization)
+        return self.output_loss(f, example)
 
     def teacher_as_student(self) -> dict:
         """The teacher's parameters as student parameters (needs teacher='two_layer', width == teacher_width):
