@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DATA_PROCESS, errorbars, finish, new_figure, per_seed, run_method, synthetic_lr, teacher_student
+from .common import (
+    DATA_PROCESS, NOISELESS, errorbars, finish, new_figure, per_seed, run_method, synthetic_lr, teacher_student)
 from .runner import Outcome, fmt, ms, mse, positive, slopes, table
 
 NAME = "msharpness"
 SECTION = "§10.7"
 CLAIM = "m-SAM gains grow as m shrinks; RW-SAM recovers part of the small-m gain with one batch-level perturbation."
 PAPER = None
-SETUP = (DATA_PROCESS + "; d = 20, n = 200, σ = 0 (noiseless; chosen on tuning seeds, where SAM lost to SGD at σ = 0.5), 1000 test points; width 200; batch b = 32; m-SAM (ρ = 0.05) "
+SETUP = (DATA_PROCESS + "; d = 20, n = 200, " + NOISELESS + ", 1000 test points; width 200; batch b = 32; m-SAM (ρ = 0.05) "
          "for m ∈ {1, 2, 4, 8, 16, 32}, RW-SAM (T = 1, grad-norm proxy, untuned library default), SGD; "
          "η = lr_c/(200 + d); float32.")
 

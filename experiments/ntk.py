@@ -15,14 +15,15 @@ import numpy as np
 
 from sam_theory.problems import Linearized
 
-from .common import DATA_PROCESS, errorbars, finish, label, new_figure, sgd_and_sam, synthetic_lr, teacher_student
+from .common import (
+    DATA_PROCESS, NOISELESS, errorbars, finish, label, new_figure, sgd_and_sam, synthetic_lr, teacher_student)
 from .runner import FAILS, HOLDS, Outcome, fmt, ms, mse, positive, table
 
 NAME = "ntk"
 SECTION = "§10.5"
 CLAIM = "Linearized (NTK / lazy) models: SAM's gain disappears."
 PAPER = None
-SETUP = (DATA_PROCESS + "; d = 20, n = 200, σ = 0 (noiseless; chosen on tuning seeds, where SAM lost to SGD at σ = 0.5), 1000 test points; widths m ∈ {50, 200, 800}; network vs its "
+SETUP = (DATA_PROCESS + "; d = 20, n = 200, " + NOISELESS + ", 1000 test points; widths m ∈ {50, 200, 800}; network vs its "
          "linearization at init (jax.linearize); SGD vs SAM (ρ = 0.05), η(m) = lr_c/(m + d), batch 20; float32.")
 
 SETTINGS = {

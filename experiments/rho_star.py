@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DATA_PROCESS, errorbars, finish, label, new_figure, synthetic_lr, teacher_student
+from .common import DATA_PROCESS, NOISELESS, errorbars, finish, label, new_figure, synthetic_lr, teacher_student
 from .runner import Outcome, fmt, ms, mse, positive, slopes, table
 
 NAME = "rho_star"
 SECTION = "§10.4"
 CLAIM = "The best ρ grows with width."
 PAPER = None
-SETUP = (DATA_PROCESS + "; d = 20, n = 200, σ = 0 (noiseless; chosen on tuning seeds, where SAM lost to SGD at σ = 0.5), 1000 test points; widths m ∈ {25, 100, 400, 1600}; SAM with "
+SETUP = (DATA_PROCESS + "; d = 20, n = 200, " + NOISELESS + ", 1000 test points; widths m ∈ {25, 100, 400, 1600}; SAM with "
          "ρ ∈ {0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}, η(m) = lr_c/(m + d), batch 20; float32.")
 
 SETTINGS = {

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam_theory.stats import Z_TREND, mean_se, nan_mean_se
+from sam_theory.stats import Z_TREND, mean_se
 
 EVAL_SEED0 = 1000  # evaluation seeds: 1000, 1001, …; tuning seeds are 0..999
 DATA_SEED = 1000  # data draw of every synthetic evaluation problem (tuning used data seed 0)
@@ -49,13 +49,15 @@ class Interrupted(RuntimeError):
 def ms(samples, axis=-1) -> dict:
     """{"mean", "se", "n"} over ``axis`` (the seed axis), NaN-aware (diverged runs are NaN and not counted);
     arrays stay arrays (as lists) so every number in results.json comes with its SE."""
-    x = np.asarray(samples, dtype=float)
-    x = np.moveaxis(x, axis, -1)
+    x = np.moveaxis(np.asarray(samples, dtype=float), axis, -1)
     n = np.sum(np.isfinite(x), axis=-1)
     if np.all(np.isfinite(x)):
         mean, se = mean_se(x, axis=-1)
-    else:
-        mean, se = nan_mean_se(x, axis=-1)
+    else:  # per entry: its own finite count (stats.nan_mean_se zeroes every SE once any entry has < 2 finite)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, np.nansum(x, axis=-1) / np.maximum(n, 1), np.nan)
+            sq = np.nansum((x - mean[..., None]) ** 2, axis=-1)
+            se = np.where(n > 1, np.sqrt(sq / np.maximum(n - 1, 1) / np.maximum(n, 1)), np.nan)
     tolist = lambda v: np.asarray(v).tolist()
     return {"mean": tolist(mean), "se": tolist(se), "n": tolist(n)}
 
@@ -66,7 +68,7 @@ def mse(samples) -> tuple[float, float]:
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan")
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
 
 
 def slopes(x, y) -> np.ndarray:
@@ -223,13 +225,14 @@ def section(mod, record: dict, outcome: Outcome) -> str:
               f"Settings: `{json.dumps(record['settings'], default=_json_default)}`; evaluation seeds "
               f"{record['seeds'][0]}…{record['seeds'][-1]} ({len(record['seeds'])}); wall time "
               f"{record['wall_s']:.0f} s; sweeps {record['counts']['sweeps']} (chunks computed "
-              f"{record['counts']['chunks_computed']}, loaded from a previous run {record['counts']['chunks_loaded']}).",
+              f"{record['counts']['chunks_computed']}, loaded from a previous run "
+              f"{record['counts']['chunks_loaded']}).",
               "", "**Measured:**", "", outcome.measured, ""]
     for fig in outcome.figures:
         lines += [f"![{Path(fig).stem}]({Path(fig).relative_to(record['root']).as_posix()})", ""]
     lines += ["**Verdict:**", ""]
     if record["quick"] or record["tuning"]:
-        lines += ["- (quick size or tuning seeds: the statistics below are shown for the machinery only, not as a verdict)"]
+        lines += ["- (quick size or tuning seeds: the statistics below exercise the machinery; they are no verdict)"]
     lines += [f"- {v.line()}" for v in outcome.verdicts]
     return "\n".join(lines) + "\n"
 
@@ -262,7 +265,8 @@ def run_experiment(name: str, out_root, *, quick: bool = False, seeds: int | Non
     outcome = mod.run(ctx, settings)
     wall = time.perf_counter() - t0
     record = {"name": name, "section": mod.SECTION, "claim": mod.CLAIM, "paper": getattr(mod, "PAPER", None),
-              "quick": quick, "tuning": tuning, "data_seed": ctx.data_seed, "settings": settings, "seeds": ctx.seeds, "wall_s": wall, "counts": dict(ctx.counts),
+              "quick": quick, "tuning": tuning, "data_seed": ctx.data_seed, "settings": settings, "seeds": ctx.seeds,
+              "wall_s": wall, "counts": dict(ctx.counts),
               "started_utc": started.isoformat(timespec="seconds"), "machine": machine(),
               "root": out_root}
     text = section(mod, record, outcome)
@@ -292,19 +296,24 @@ def assemble_report(out_root, names=None) -> Path:
     rows = []
     for r in records:
         verdicts = "; ".join(f"{v['status']} ({v['claim']})" for v in r["verdicts"]) or "-"
-        rows.append((r["name"], r["section"], "quick" if r["quick"] else "full", f"{r['wall_s']:.0f}", verdicts))
+        if r["quick"] or r.get("tuning"):
+            verdicts = "no verdict (quick size: machinery only)"
+        load = r["machine"]["load_average_at_start"]
+        rows.append((r["name"], r["section"], "quick" if r["quick"] else "full", f"{r['wall_s']:.0f}",
+                     "-" if load is None else f"{load[0]:.1f}", verdicts))
     head = [
         "# sam_theory experiments: THEORY.md §10 reproduced", "",
-        f"Reproduce: `sam-theory experiment run all --out {out_root.as_posix()}`"
-        f"{' --quick' if sizes == ['quick'] else ''}. Size: {', '.join(sizes)}.", "",
-        f"Machine: {m['cpu']} ({m['cpu_count']} cores visible, load average {m['load_average_at_start']} at the start "
-        f"of {records[0]['name']}; the machine was shared), JAX {m['jax']} on {m['device']}, {m['dtype']}, "
+        f"Reproduce: `sam-theory experiment run all --out {out_root.as_posix()}"
+        f"{' --quick' if sizes == ['quick'] else ''}`. Size: {', '.join(sizes)}.", "",
+        f"Machine: {m['cpu']} ({m['cpu_count']} cores visible, shared with other jobs: the 1-minute load average at "
+        f"the start of each experiment is in the table), JAX {m['jax']} on {m['device']}, {m['dtype']}, "
         f"Python {m['python']}. Total wall time {total:.0f} s ({total / 60:.1f} min).", "",
-        "Verdict rule (every claim): the claimed-positive quantity, one value per evaluation seed, *holds* if mean − 2 SE"
-        " > 0, *does not hold* if mean + 2 SE < 0, *inconclusive* otherwise. Settings are pre-registered in each "
-        "module and were chosen on tuning seeds 0..999; evaluation seeds start at 1000. Quick-size runs exercise the "
+        "Verdict rule (every claim): the claimed-positive quantity, one value per evaluation seed, *holds* if "
+        "mean − 2 SE > 0, *does not hold* if mean + 2 SE < 0, *inconclusive* otherwise. Settings are pre-registered in each "
+        "module, fixed before any evaluation seed ran; the few that were probed (each SETUP says which) were probed "
+        "on tuning seeds 0..999 only; evaluation seeds start at 1000. Quick-size runs exercise the "
         "machinery only and decide nothing.", "",
-        table(("experiment", "THEORY.md", "size", "wall s", "verdicts"), rows), ""]
+        table(("experiment", "THEORY.md", "size", "wall s", "load", "verdicts"), rows), ""]
     path = out_root / "REPORT.md"
     path.write_text("\n".join(head) + "\n" + "\n".join(sections))
     return path

@@ -17,7 +17,7 @@ import numpy as np
 from sam_theory.precision import float64
 from sam_theory.problems import PRUNERS
 
-from .common import DATA_PROCESS, label, new_figure, per_seed, run_method, save, teacher_student
+from .common import DATA_PROCESS, NOISELESS, label, new_figure, per_seed, run_method, save, teacher_student
 from .runner import Outcome, fmt, ms, mse, positive, table
 
 NAME = "sparsity"
@@ -25,8 +25,10 @@ SECTION = "§10.3"
 CLAIM = ("At a fixed parameter budget, a wider but sparse network (random or magnitude pruning mask at init) beats a "
          "small dense one under SAM.")
 PAPER = None
-SETUP = (DATA_PROCESS + "; d = 20, n = 200, σ = 0 (noiseless; chosen on tuning seeds, where SAM lost to SGD at σ = 0.5), 1000 test points; dense width m₀ = 50 (1,050 weights) vs "
-         "width 400 at sparsity 7/8 (1,050 kept); pruners random, magnitude, SNIP at init; every run from the one masked reference init θ₀ (data seed), seeds vary the batches; SGD vs SAM (ρ = 0.05), "
+SETUP = (DATA_PROCESS + "; d = 20, n = 200, " + NOISELESS + ", 1000 test points; dense width m₀ = 50 (1,050 weights) vs "
+         "width 400 at sparsity 7/8 (1,050 kept); pruners random, magnitude, SNIP at init; every run from the one masked reference init θ₀ (data seed), seeds vary the batches "
+         "(`Problem._configure` scores the mask on a float64 draw of the init, and a float32 draw of the same key "
+         "differs, so a float32 run from `problem.init(key)` would train weights the mask was not scored on); SGD vs SAM (ρ = 0.05), "
          "η = lr_c/(m₀ + d), batch 20; float32.")
 
 SETTINGS = {
@@ -64,9 +66,9 @@ def run(ctx, s) -> Outcome:
     fig, axes = new_figure(1, width=6.0)
     x = np.arange(len(arms))
     for j, method in enumerate(METHODS):
-        mean = np.nanmean(loss[:, j], axis=-1)
-        se = np.nanstd(loss[:, j], axis=-1, ddof=1) / np.sqrt(ctx.num_seeds)
-        axes.errorbar(x + 0.1 * (j - 0.5), mean, yerr=se, fmt="o", capsize=3, label=method.upper())
+        stats = ms(loss[:, j])
+        axes.errorbar(x + 0.1 * (j - 0.5), stats["mean"], yerr=stats["se"], fmt="o", capsize=3,
+                      label=method.upper())
     axes.set_xticks(x, [f"{arm}\n(m = {w})" for arm, w, *_ in arms])
     label(axes, xlabel="arm (same number of trainable weights)", ylabel="final test loss",
           title="fixed budget: dense vs wide sparse (mean ± SE)")

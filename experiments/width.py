@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (DATA_PROCESS, errorbars, finish, label, new_figure, sgd_and_sam, synthetic_lr, teacher_student,
+from .common import (DATA_PROCESS, NOISELESS, errorbars, finish, label, new_figure, sgd_and_sam, synthetic_lr, teacher_student,
                      widths_for)
 from .runner import Outcome, fmt, ms, mse, positive, slopes, table
 
@@ -21,7 +21,7 @@ CLAIM = ("SAM's generalization gain over SGD (test loss or accuracy) grows with 
 PAPER = ("official synthetic 2-layer MLP panel: SGD − SAM validation-loss gap 0.026 at 1e4 parameters → 0.083 at "
          "1e5 (×3.2); only these two end points are quoted in THEORY.md, drawn as the dashed reference.")
 PAPER_POINTS = ((1e4, 0.026), (1e5, 0.083))
-SETUP = (DATA_PROCESS + "; d = 20, n = 200 training points, label noise σ = 0 (noiseless; chosen on tuning seeds, where SAM lost to SGD at σ = 0.5), 1000 clean test points; SGD and "
+SETUP = (DATA_PROCESS + "; d = 20, n = 200 training points, " + NOISELESS + ", 1000 clean test points; SGD and "
          "SAM (normalized, ρ = 0.05, δ = 1e-12) both with plain SGD as base, η(m) = lr_c/(m + d) with lr_c = 1 (`common.synthetic_lr`), batch 20, the same steps; "
          "float32.")
 
