@@ -46,8 +46,10 @@ def run(ctx, s) -> Outcome:
             for i, m in enumerate(widths)]
     measured = table(("width m", "log10 ρ* (per seed)", "geometric-mean ρ*", "argmin of seed-mean curve",
                       "best test loss"), rows)
+    edge = {m: int(np.sum((rho_star[i] == rhos.max()) | (rho_star[i] == rhos.min()))) for i, m in enumerate(widths)}
     measured += (f"\n\nSlope of log10 ρ* over log10 m: {fmt(*mse(slope))}. Diverged (ρ, seed) runs: "
-                 f"{int(np.sum(~np.isfinite(loss)))}.")
+                 f"{int(np.sum(~np.isfinite(loss)))}. Seeds whose ρ* sits on an end of the grid (so the true ρ* may "
+                 f"lie beyond it), per width: {edge}. An SE of 0 means every seed picked the same grid point.")
     fig, axes = new_figure(2, width=5.0)
     for i, m in enumerate(widths):
         errorbars(axes[0], rhos, loss[i], f"width {m}")
@@ -56,5 +58,5 @@ def run(ctx, s) -> Outcome:
     path = finish(fig, axes[1], ctx.figure_path("rho_star"), xlabel="width m", ylabel="log10 ρ*",
                   title="best ρ against width (mean ± SE)", xlog=True)
     results = {"widths": widths, "rhos": rhos.tolist(), "axes": "(width, rho)", "test_loss": ms(loss),
-               "log10_rho_star": ms(np.log10(rho_star)), "slope": ms(slope)}
+               "log10_rho_star": ms(np.log10(rho_star)), "slope": ms(slope), "seeds_at_grid_end": edge}
     return Outcome(measured, verdicts, results, [path])

@@ -224,7 +224,7 @@ def section(mod, record: dict, outcome: Outcome) -> str:
     lines += [f"**Setup (pre-registered in `experiments/{mod.NAME}.py`, size {size}):** {mod.SETUP}", "",
               f"Settings: `{json.dumps(record['settings'], default=_json_default)}`; evaluation seeds "
               f"{record['seeds'][0]}…{record['seeds'][-1]} ({len(record['seeds'])}); wall time "
-              f"{record['wall_s']:.0f} s; sweeps {record['counts']['sweeps']} (chunks computed "
+              f"{record['total_wall_s']:.0f} s (this invocation {record['wall_s']:.0f} s); sweeps {record['counts']['sweeps']} (chunks computed "
               f"{record['counts']['chunks_computed']}, loaded from a previous run "
               f"{record['counts']['chunks_loaded']}).",
               "", "**Measured:**", "", outcome.measured, ""]
@@ -235,6 +235,18 @@ def section(mod, record: dict, outcome: Outcome) -> str:
         lines += ["- (quick size or tuning seeds: the statistics below exercise the machinery; they are no verdict)"]
     lines += [f"- {v.line()}" for v in outcome.verdicts]
     return "\n".join(lines) + "\n"
+
+
+def _previous(path: Path, settings: dict, quick: bool, tuning: bool) -> dict:
+    """The results.json of an earlier run of the same experiment and settings (its chunks are the ones loaded now),
+    or {}: wall times add up over the invocations that computed the chunks (an interrupted invocation's own time,
+    before its results.json, is not counted)."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    same = old.get("quick") == quick and old.get("tuning", False) == tuning and \
+        json.dumps(old.get("settings"), default=_json_default) == json.dumps(settings, default=_json_default)
+    return old if same else {}
 
 
 def load(name: str):
@@ -261,13 +273,20 @@ def run_experiment(name: str, out_root, *, quick: bool = False, seeds: int | Non
                   tuning=tuning)
     ctx.out.mkdir(parents=True, exist_ok=True)
     started = _dt.datetime.now(_dt.timezone.utc)
+    machine_now = machine()  # before the run: its load average is the one at the start
     t0 = time.perf_counter()
     outcome = mod.run(ctx, settings)
     wall = time.perf_counter() - t0
+    previous = _previous(ctx.out / "results.json", settings, quick, tuning)
+    total_wall = wall + (previous.get("total_wall_s", previous.get("wall_s", 0.0)) if ctx.counts["chunks_loaded"]
+                         else 0.0)
+    machine_info = previous["machine"] if previous.get("machine") and not ctx.counts["chunks_computed"] else \
+        machine_now
     record = {"name": name, "section": mod.SECTION, "claim": mod.CLAIM, "paper": getattr(mod, "PAPER", None),
               "quick": quick, "tuning": tuning, "data_seed": ctx.data_seed, "settings": settings, "seeds": ctx.seeds,
-              "wall_s": wall, "counts": dict(ctx.counts),
-              "started_utc": started.isoformat(timespec="seconds"), "machine": machine(),
+              "wall_s": wall, "total_wall_s": total_wall, "counts": dict(ctx.counts),
+              "started_utc": previous.get("started_utc") if previous and not ctx.counts["chunks_computed"]
+              else started.isoformat(timespec="seconds"), "machine": machine_info,
               "root": out_root}
     text = section(mod, record, outcome)
     (ctx.out / "report.md").write_text(text)
@@ -291,7 +310,7 @@ def assemble_report(out_root, names=None) -> Path:
     if not records:
         raise ValueError(f"no experiment results under {out_root}")
     m = records[0]["machine"]
-    total = sum(r["wall_s"] for r in records)
+    total = sum(r.get("total_wall_s", r["wall_s"]) for r in records)
     sizes = sorted({"quick" if r["quick"] else "full" for r in records})
     rows = []
     for r in records:
@@ -299,7 +318,8 @@ def assemble_report(out_root, names=None) -> Path:
         if r["quick"] or r.get("tuning"):
             verdicts = "no verdict (quick size: machinery only)"
         load = r["machine"]["load_average_at_start"]
-        rows.append((r["name"], r["section"], "quick" if r["quick"] else "full", f"{r['wall_s']:.0f}",
+        rows.append((r["name"], r["section"], "quick" if r["quick"] else "full",
+                     f"{r.get('total_wall_s', r['wall_s']):.0f}",
                      "-" if load is None else f"{load[0]:.1f}", verdicts))
     head = [
         "# sam_theory experiments: THEORY.md §10 reproduced", "",
@@ -314,6 +334,9 @@ def assemble_report(out_root, names=None) -> Path:
         "on tuning seeds 0..999 only; evaluation seeds start at 1000. Quick-size runs exercise the "
         "machinery only and decide nothing.", "",
         table(("experiment", "THEORY.md", "size", "wall s", "load", "verdicts"), rows), ""]
+    notes = out_root / "NOTES.md"  # hand-written reading of the results, if any (kept apart from the generated text)
+    if notes.exists():
+        head += [notes.read_text().strip(), ""]
     path = out_root / "REPORT.md"
     path.write_text("\n".join(head) + "\n" + "\n".join(sections))
     return path
