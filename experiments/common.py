@@ -61,10 +61,15 @@ def run_method(ctx, tag: str, problem, s: dict, method: str, *, seeds=None, para
                      track_grad_norm=False, params=params, **static)
 
 
+def sgd_and_sam_runs(ctx, tag: str, problem, s: dict) -> dict:
+    """The sweeps of SGD and of SAM (ρ = s["rho"]): same base optimizer, steps, batches and init."""
+    return {"sgd": run_method(ctx, tag, problem, s, "sgd"),
+            "sam": run_method(ctx, tag, problem, s, "sam", rho=s["rho"])}
+
+
 def sgd_and_sam(ctx, tag: str, problem, s: dict, what: str = "test_loss") -> dict:
-    """Per-seed final ``what`` of SGD and of SAM (ρ = s["rho"]), same base optimizer, steps, batches and init."""
-    return {"sgd": per_seed(run_method(ctx, tag, problem, s, "sgd"), what),
-            "sam": per_seed(run_method(ctx, tag, problem, s, "sam", rho=s["rho"]), what)}
+    """Per-seed final ``what`` of SGD and of SAM (`sgd_and_sam_runs`)."""
+    return {k: per_seed(res, what) for k, res in sgd_and_sam_runs(ctx, tag, problem, s).items()}
 
 
 def errorbars(ax, x, samples, label: str, **kw):
@@ -92,5 +97,6 @@ def finish(fig, ax, path, **kw):
     return save(fig, path)
 
 
-__all__ = ["DATA_PROCESS", "NOISELESS", "teacher_student", "synthetic_lr", "widths_for", "per_seed", "run_method", "sgd_and_sam", "errorbars",
-           "label", "finish", "save", "new_figure"]
+__all__ = [
+    "DATA_PROCESS", "NOISELESS", "teacher_student", "synthetic_lr", "widths_for", "per_seed", "run_method",
+    "sgd_and_sam_runs", "sgd_and_sam", "errorbars", "label", "finish", "save", "new_figure"]

@@ -16,7 +16,7 @@ import numpy as np
 from sam_theory.problems import Linearized
 
 from .common import (
-    DATA_PROCESS, NOISELESS, errorbars, finish, label, new_figure, sgd_and_sam, synthetic_lr, teacher_student)
+    DATA_PROCESS, NOISELESS, errorbars, finish, label, new_figure, per_seed, sgd_and_sam_runs, synthetic_lr, teacher_student)
 from .runner import FAILS, HOLDS, Outcome, fmt, ms, mse, positive, table
 
 NAME = "ntk"
@@ -38,11 +38,13 @@ MODELS = ("network", "linearized")
 def run(ctx, s) -> Outcome:
     widths = s["widths"]
     loss = np.full((len(MODELS), 2, len(widths), ctx.num_seeds), np.nan)  # (model, method[sgd, sam], width, seed)
+    train = np.full_like(loss, np.nan)
     for c, m in enumerate(widths):
         net = teacher_student(ctx, s, m)
         for a, (model, prob) in enumerate(zip(MODELS, (net, Linearized(net)))):
-            out = sgd_and_sam(ctx, f"{model}_m{m}", prob, {**s, "lr": synthetic_lr(s, m)})
-            loss[a, 0, c], loss[a, 1, c] = out["sgd"], out["sam"]
+            runs = sgd_and_sam_runs(ctx, f"{model}_m{m}", prob, {**s, "lr": synthetic_lr(s, m)})
+            for b, method in enumerate(("sgd", "sam")):
+                loss[a, b, c], train[a, b, c] = per_seed(runs[method]), per_seed(runs[method], "train_loss")
     gain = loss[:, 0] - loss[:, 1]  # (model, width, seed)
     lin = positive("SAM gains on the linearized model", "width-mean linearized gain", gain[1].mean(axis=0))
     vanishes = dataclasses.replace(lin, claim="SAM's gain disappears for the linearized model",
@@ -50,9 +52,11 @@ def run(ctx, s) -> Outcome:
                                  rule="holds unless the linearized gain is positive beyond 2 SE (mean − 2·SE > 0)")
     verdicts = [positive("the gain is smaller for the linearized model", "width-mean gain(network) − gain(linearized)",
                          (gain[0] - gain[1]).mean(axis=0)), vanishes]
-    rows = [(model, m, fmt(*mse(loss[a, 0, c])), fmt(*mse(loss[a, 1, c])), fmt(*mse(gain[a, c])))
+    rows = [(model, m, fmt(*mse(loss[a, 0, c])), fmt(*mse(loss[a, 1, c])), fmt(*mse(gain[a, c])),
+             fmt(*mse(train[a, 0, c])), fmt(*mse(train[a, 1, c])))
             for a, model in enumerate(MODELS) for c, m in enumerate(widths)]
-    measured = table(("model", "width m", "test loss SGD", "test loss SAM", "gain SGD − SAM"), rows)
+    measured = table(("model", "width m", "test loss SGD", "test loss SAM", "gain SGD − SAM", "train loss SGD",
+                      "train loss SAM"), rows)
     fig, axes = new_figure(2, width=5.0)
     for a, model in enumerate(MODELS):
         errorbars(axes[0], widths, loss[a, 0], f"{model} SGD", ls="-" if a == 0 else "--")
@@ -62,6 +66,7 @@ def run(ctx, s) -> Outcome:
     path = finish(fig, axes[1], ctx.figure_path("ntk_gain"), xlabel="width m", ylabel="gain SGD − SAM",
                   title="SAM gain: network vs linearization at init (mean ± SE)", xlog=True, zero=True)
     results = {"widths": widths, "models": list(MODELS), "axes": "(model, width)", "test_loss_sgd": ms(loss[:, 0]),
-               "test_loss_sam": ms(loss[:, 1]), "gain": ms(gain)}
+               "test_loss_sam": ms(loss[:, 1]), "gain": ms(gain),
+               "train_loss_sgd": ms(train[:, 0]), "train_loss_sam": ms(train[:, 1])}
     return Outcome(measured, verdicts, results, [path])
 

@@ -101,7 +101,8 @@ def run(ctx, s) -> Outcome:
                          f"relative TV reduction at m = {widths[-1]} minus at m = {widths[0]}", rel[-1] - rel[0])]
     rows = [(m, method.upper(), fmt(*mse(train[a, j])), fmt(*mse(tv[a, j])), fmt(*mse(tv_check[a, j])))
             for a, m in enumerate(widths) for j, method in enumerate(METHODS)]
-    measured = table(("neurons", "method", "final train loss", "TV(f′) closed form", "TV(f′) from pieces (check)"), rows)
+    measured = table(("neurons", "method", "final train loss", "TV(f′) closed form", "TV(f′) from pieces (check)"),
+                     rows)
     measured += (f"\n\nReference: TV(f′) of the piecewise-linear interpolant = {ref:.4g}. Relative reduction "
                  f"(TV_GD − TV_SAM)/TV_GD: " + ", ".join(f"m = {m}: {fmt(*mse(rel[a]))}" for a, m in
                                                         enumerate(widths)) + ".")

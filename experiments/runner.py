@@ -224,7 +224,8 @@ def section(mod, record: dict, outcome: Outcome) -> str:
     lines += [f"**Setup (pre-registered in `experiments/{mod.NAME}.py`, size {size}):** {mod.SETUP}", "",
               f"Settings: `{json.dumps(record['settings'], default=_json_default)}`; evaluation seeds "
               f"{record['seeds'][0]}…{record['seeds'][-1]} ({len(record['seeds'])}); wall time "
-              f"{record['total_wall_s']:.0f} s (this invocation {record['wall_s']:.0f} s); sweeps {record['counts']['sweeps']} (chunks computed "
+              f"{record['total_wall_s']:.0f} s (this invocation {record['wall_s']:.0f} s); sweeps "
+              f"{record['counts']['sweeps']} (chunks computed "
               f"{record['counts']['chunks_computed']}, loaded from a previous run "
               f"{record['counts']['chunks_loaded']}).",
               "", "**Measured:**", "", outcome.measured, ""]
@@ -329,7 +330,8 @@ def assemble_report(out_root, names=None) -> Path:
         f"the start of each experiment is in the table), JAX {m['jax']} on {m['device']}, {m['dtype']}, "
         f"Python {m['python']}. Total wall time {total:.0f} s ({total / 60:.1f} min).", "",
         "Verdict rule (every claim): the claimed-positive quantity, one value per evaluation seed, *holds* if "
-        "mean − 2 SE > 0, *does not hold* if mean + 2 SE < 0, *inconclusive* otherwise. Settings are pre-registered in each "
+        "mean − 2 SE > 0, *does not hold* if mean + 2 SE < 0, *inconclusive* otherwise. Settings are pre-registered "
+        "in each "
         "module, fixed before any evaluation seed ran; the few that were probed (each SETUP says which) were probed "
         "on tuning seeds 0..999 only; evaluation seeds start at 1000. Quick-size runs exercise the "
         "machinery only and decide nothing.", "",

@@ -26,9 +26,11 @@ CLAIM = ("At a fixed parameter budget, a wider but sparse network (random or mag
          "small dense one under SAM.")
 PAPER = None
 SETUP = (DATA_PROCESS + "; d = 20, n = 200, " + NOISELESS + ", 1000 test points; dense width m₀ = 50 (1,050 weights) vs "
-         "width 400 at sparsity 7/8 (1,050 kept); pruners random, magnitude, SNIP at init; every run from the one masked reference init θ₀ (data seed), seeds vary the batches "
+         "width 400 at sparsity 7/8 (1,050 kept); pruners random, magnitude, SNIP at init; every run from the one "
+         "masked reference init θ₀ (data seed), seeds vary the batches "
          "(`Problem._configure` scores the mask on a float64 draw of the init, and a float32 draw of the same key "
-         "differs, so a float32 run from `problem.init(key)` would train weights the mask was not scored on); SGD vs SAM (ρ = 0.05), "
+         "differs, so a float32 run from `problem.init(key)` would train weights the mask was not scored on); SGD vs "
+         "SAM (ρ = 0.05), "
          "η = lr_c/(m₀ + d), batch 20; float32.")
 
 SETTINGS = {
@@ -45,10 +47,11 @@ def run(ctx, s) -> Outcome:
     step = {**s, "lr": s["lr_c"] / (m0 + s["d"])}
     arms = [("dense", m0, 0.0, "random")] + [(p, k * m0, 1.0 - 1.0 / k, p) for p in PRUNERS]
     loss = np.full((len(arms), len(METHODS), ctx.num_seeds), np.nan)
-    kept = {}
+    kept, per_layer = {}, {}
     for a, (arm, width, sparsity, pruner) in enumerate(arms):
         prob = teacher_student(ctx, s, width, sparsity=sparsity, pruner=pruner)
         kept[arm] = prob.num_effective_params
+        per_layer[arm] = {k: int(np.sum(v)) for k, v in (prob.mask or {}).items()}
         with float64():  # the very weights the mask was scored on (`Problem._configure` draws them in float64)
             theta0 = jax.tree.map(np.asarray, prob.init(jax.random.key(ctx.data_seed)))
         for j, method in enumerate(METHODS):
@@ -63,6 +66,10 @@ def run(ctx, s) -> Outcome:
             for a, (arm, width, sp, _) in enumerate(arms)]
     measured = table(("arm", "width", "sparsity", "kept weights", "test loss SGD", "test loss SAM",
                       "SAM gain (SGD − SAM)", "dense − this (SAM)"), rows)
+    measured += ("\n\nKept weights per layer (one global ranking over all weights): "
+                 + "; ".join(f"{arm}: {layers}" for arm, layers in per_layer.items() if layers)
+                 + ". A layer with 0 kept weights makes the network's output identically 0 (no gradient reaches the "
+                 "other layer), so SGD and SAM then end at the same loss, ½·E[y²] on the test set.")
     fig, axes = new_figure(1, width=6.0)
     x = np.arange(len(arms))
     for j, method in enumerate(METHODS):
@@ -74,6 +81,6 @@ def run(ctx, s) -> Outcome:
           title="fixed budget: dense vs wide sparse (mean ± SE)")
     path = save(fig, ctx.figure_path("sparsity"))
     results = {"arms": [a[0] for a in arms], "widths": [a[1] for a in arms], "sparsity": [a[2] for a in arms],
-               "kept_weights": kept, "axes": "(arm, method[sgd, sam])", "test_loss": ms(loss),
+               "kept_weights": kept, "kept_per_layer": per_layer, "axes": "(arm, method[sgd, sam])", "test_loss": ms(loss),
                "sam_dense_minus_sparse": ms(loss[0, 1][None] - loss[1:, 1])}
     return Outcome(measured, verdicts, results, [path])

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (DATA_PROCESS, NOISELESS, errorbars, finish, label, new_figure, sgd_and_sam, synthetic_lr, teacher_student,
-                     widths_for)
+from .common import (DATA_PROCESS, NOISELESS, errorbars, finish, label, new_figure, per_seed, sgd_and_sam_runs,
+                     synthetic_lr, teacher_student, widths_for)
 from .runner import Outcome, fmt, ms, mse, positive, slopes, table
 
 NAME = "width"
@@ -22,7 +22,8 @@ PAPER = ("official synthetic 2-layer MLP panel: SGD − SAM validation-loss gap 
          "1e5 (×3.2); only these two end points are quoted in THEORY.md, drawn as the dashed reference.")
 PAPER_POINTS = ((1e4, 0.026), (1e5, 0.083))
 SETUP = (DATA_PROCESS + "; d = 20, n = 200 training points, " + NOISELESS + ", 1000 clean test points; SGD and "
-         "SAM (normalized, ρ = 0.05, δ = 1e-12) both with plain SGD as base, η(m) = lr_c/(m + d) with lr_c = 1 (`common.synthetic_lr`), batch 20, the same steps; "
+         "SAM (normalized, ρ = 0.05, δ = 1e-12) both with plain SGD as base, η(m) = lr_c/(m + d) with lr_c = 1 "
+         "(`common.synthetic_lr`), batch 20, the same steps; "
          "float32.")
 
 SETTINGS = {
@@ -37,20 +38,22 @@ SETTINGS = {
 def run(ctx, s) -> Outcome:
     widths = widths_for(s["params"], s["d"])
     p = np.array([w * (s["d"] + 1) for w in widths])
-    sgd, sam = [], []
+    sgd, sam, train = [], [], []
     for m in widths:
-        out = sgd_and_sam(ctx, f"m{m}", teacher_student(ctx, s, m), {**s, "lr": synthetic_lr(s, m)})
-        sgd.append(out["sgd"])
-        sam.append(out["sam"])
-    sgd, sam = np.array(sgd), np.array(sam)  # (widths, seeds)
+        runs = sgd_and_sam_runs(ctx, f"m{m}", teacher_student(ctx, s, m), {**s, "lr": synthetic_lr(s, m)})
+        sgd.append(per_seed(runs["sgd"]))
+        sam.append(per_seed(runs["sam"]))
+        train.append([per_seed(runs[k], "train_loss") for k in ("sgd", "sam")])
+    sgd, sam, train = np.array(sgd), np.array(sam), np.array(train)  # (widths, seeds); train (widths, method, seeds)
     gap = sgd - sam
     slope = slopes(np.log10(p), gap)
     verdicts = [positive("the SGD − SAM gap grows with #params", "slope of gap over log10 p", slope),
                 positive("SAM beats SGD at the largest width", f"gap at p = {p[-1]}", gap[-1])]
     ratio = gap[-1] / gap[0]
-    rows = [(int(pi), int(m), fmt(*mse(a)), fmt(*mse(b)), fmt(*mse(g)))
-            for pi, m, a, b, g in zip(p, widths, sgd, sam, gap)]
-    measured = table(("#params p", "width m", "test loss SGD", "test loss SAM", "gap SGD − SAM"), rows)
+    rows = [(int(pi), int(m), fmt(*mse(a)), fmt(*mse(b)), fmt(*mse(g)), fmt(*mse(t[0])), fmt(*mse(t[1])))
+            for pi, m, a, b, g, t in zip(p, widths, sgd, sam, gap, train)]
+    measured = table(("#params p", "width m", "test loss SGD", "test loss SAM", "gap SGD − SAM", "train loss SGD",
+                      "train loss SAM"), rows)
     measured += (f"\n\nSlope of the gap over log10 p: {fmt(*mse(slope))} per decade. Gap ratio largest/smallest p "
                  f"(seed mean of ratios, a shape comparison): {np.mean(ratio):.3g} (paper: 0.083/0.026 = 3.19). "
                  f"Diverged runs: {int(np.sum(~np.isfinite(sgd)) + np.sum(~np.isfinite(sam)))}.")
@@ -65,6 +68,7 @@ def run(ctx, s) -> Outcome:
     path = finish(fig, axes[1], ctx.figure_path("width_gap"), xlabel="#params p", ylabel="validation-loss gap",
                   title="SGD − SAM gap vs #params (mean ± SE over seeds)", xlog=True, zero=True)
     results = {"params": p.tolist(), "widths": widths, "test_loss_sgd": ms(sgd), "test_loss_sam": ms(sam),
-               "gap": ms(gap), "slope_per_decade": ms(slope), "gap_ratio_last_first": ms(ratio),
+               "train_loss_sgd": ms(train[:, 0]), "train_loss_sam": ms(train[:, 1]), "gap": ms(gap),
+               "slope_per_decade": ms(slope), "gap_ratio_last_first": ms(ratio),
                "paper_points": PAPER_POINTS}
     return Outcome(measured, verdicts, results, [path])
