@@ -1,18 +1,20 @@
 """The experiment runner (experiments/): registry, verdict rule, resumable runs, reports; and the two problems the
 experiments add (MLPClassifier, Linearized)."""
 import json
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import experiments
-from experiments import runner
-from experiments.relu_1d import tv_closed_form, tv_pieces
-from sam_theory.cli import main
-from sam_theory.precision import float64
-from sam_theory.problems import Linearized, MLPClassifier, mlp_num_params, two_layer_net
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the top-level experiments/ package, under any runner
+import experiments  # noqa: E402
+from experiments import runner  # noqa: E402
+from experiments.relu_1d import tv_closed_form, tv_pieces  # noqa: E402
+from sam_theory.cli import main  # noqa: E402
+from sam_theory.problems import Linearized, MLPClassifier, mlp_num_params, two_layer_net  # noqa: E402
 
 
 def test_list_shows_the_eight_experiments(capsys):
