@@ -12,4 +12,5 @@ from .two_layer import ACTIVATIONS, TwoLayerNet, two_layer_net
 
 __all__ = ["Problem", "LinearRegression", "linear_regression", "TwoLayerNet", "two_layer_net", "DiagonalLinearNet",
            "diagonal_linear_net", "MatrixFactorization", "matrix_factorization", "ReLU1D", "relu_1d", "as_jax",
-           "stack_trees", "take", "TanhNet", "Linearized", "MLPClassifier", "mlp_num_params", "apply_mask", "make_mask", "PRUNERS", "ACTIVATIONS"]
+           "stack_trees", "take", "TanhNet", "Linearized", "MLPClassifier", "mlp_num_params", "apply_mask",
+           "make_mask", "PRUNERS", "ACTIVATIONS"]
