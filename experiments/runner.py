@@ -155,7 +155,9 @@ class Context:
         grid = dict(grid)
         grid.setdefault("seed", self.seeds)
         kwargs.setdefault("chunk_size", len(grid["seed"]))
-        res = sweep(problem, method, grid, out_dir=self.out / "sweeps" / tag, progress=self.progress, **kwargs)
+        start = init_fingerprint(problem, grid["seed"][0], kwargs.get("params"))
+        out_dir = self.out / "sweeps" / tag / f"init-{start}"
+        res = sweep(problem, method, grid, out_dir=out_dir, progress=self.progress, **kwargs)
         self.counts["sweeps"] += 1
         for key in ("chunks_computed", "chunks_loaded", "compiles"):
             self.counts[key] += int(res.info[key])
@@ -163,6 +165,21 @@ class Context:
 
     def figure_path(self, stem: str) -> Path:
         return self.out / f"{stem}.png"
+
+
+def init_fingerprint(problem, seed: int, params=None) -> str:
+    """A short hash of the starting point of ``seed`` (``params``, or ``problem.init(key(seed))``). The sweep's
+    manifest names the problem, method, grid and settings but not how ``init`` draws, so the chunk folder carries
+    this hash: chunks computed from another initialization (e.g. before a change of the init rule) are never
+    reused."""
+    import hashlib
+
+    import jax
+    start = params if params is not None else problem.init(jax.random.key(seed))
+    digest = hashlib.sha1()
+    for leaf in jax.tree.leaves(start):
+        digest.update(np.asarray(leaf, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:10]
 
 
 @dataclasses.dataclass

@@ -27,11 +27,8 @@ CLAIM = ("At a fixed parameter budget, a wider but sparse network (random or mag
 PAPER = None
 SETUP = (DATA_PROCESS + "; d = 20, n = 200, " + NOISELESS + ", 1000 test points; dense width m₀ = 50 (1,050 weights) vs "
          "width 400 at sparsity 7/8 (1,050 kept); pruners random, magnitude, SNIP at init; every run from the one "
-         "masked reference init θ₀ (data seed), seeds vary the batches "
-         "(`Problem._configure` scores the mask on a float64 draw of the init, and a float32 draw of the same key "
-         "differs, so a float32 run from `problem.init(key)` would train weights the mask was not scored on); SGD vs "
-         "SAM (ρ = 0.05), "
-         "η = lr_c/(m₀ + d), batch 20; float32.")
+         "masked reference init θ₀ (data seed; the weights the mask was scored on), seeds vary the batches; SGD vs "
+         "SAM (ρ = 0.05), η = lr_c/(m₀ + d), batch 20; float32.")
 
 SETTINGS = {
     "full": {"dense_width": 50, "factor": 8, "d": 20, "n": 200, "n_test": 1000, "teacher_width": 4,

@@ -1,7 +1,7 @@
 """A multi-layer perceptron classifier on a given data set (THEORY.md §10.1, the real-data panel).
 
-f(x; θ) = W_L σ(… σ(W_1 x + b_1) …) + b_L ∈ R^C (logits), σ = relu, LeCun-normal weights W_l ~ N(0, 1/fan_in),
-zero biases; per-example loss softmax cross-entropy f_i = logsumexp(f(x_i)) − f(x_i)_{y_i}; test accuracy is the
+f(x; θ) = W_L σ(… σ(W_1 x + b_1) …) + b_L ∈ R^C (logits), σ = relu, LeCun-normal weights W_l ~ N(0, 1/fan_in)
+(drawn by `problems.draw.normal`: the same point in float32 and float64), zero biases; per-example loss softmax cross-entropy f_i = logsumexp(f(x_i)) − f(x_i)_{y_i}; test accuracy is the
 fraction of test examples whose arg-max logit is the label. The data arrive as arrays (the problem does not load
 anything); the number of parameters is p = Σ_l (fan_in_l + 1)·fan_out_l.
 """
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..validation import check_finite_array, check_int
 from .base import Problem
+from .draw import normal
 from .masks import apply_mask
 
 
@@ -63,7 +64,7 @@ class MLPClassifier(Problem):
     def _init(self, key):
         sizes = [self.d, *self.hidden, self.num_classes]
         keys = jax.random.split(key, len(sizes) - 1)
-        return [{"W": jax.random.normal(k, (a, b)) / np.sqrt(a), "b": jnp.zeros((b,))}
+        return [{"W": normal(k, (a, b)) / np.sqrt(a), "b": jnp.zeros((b,))}
                 for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
 
     @staticmethod
