@@ -9,6 +9,7 @@ import platform
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -90,6 +91,8 @@ def _validate_paths(parser: argparse.ArgumentParser, args) -> None:
         targets = [("--out", args.out, True)] + ([("--json", args.json, False)] if args.json else [])
     elif args.command == "plot":
         targets = [("--out", args.out, False)]
+    elif args.command == "experiment" and args.action == "run":
+        targets = [("--out", args.out, True)]
     for flag, value, directory in targets:
         why = _unwritable(Path(value), directory=directory)
         if why:
@@ -109,8 +112,18 @@ def _table(records) -> str:
 
 
 def verify(args) -> int:
+    """Run the checks, inside the persistent compilation cache unless ``--no-cache`` (`compile_cache`)."""
+    from .compile_cache import compilation_cache, default_cache_dir
+    if args.no_cache:
+        return _verify(args)
+    with compilation_cache(args.cache_dir or default_cache_dir(args.out)):
+        return _verify(args)
+
+
+def _verify(args) -> int:
     import jax
 
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     from . import checks, plots
     from .precision import float64
 
@@ -145,7 +158,7 @@ def verify(args) -> int:
         records.append(record)
     result = {"platform": jax.default_backend(), "device": str(jax.devices()[0]), "dtype": dtype,
               "jax_version": jax.__version__, "python": platform.python_version(), "quick": args.quick,
-              "checks": records}
+              "seed": args.seed, "checks": records}
     print(_table(records))  # before writing, so a failing write cannot lose the table
     _write_json_atomic(run_dir / "results.json", result)
     if args.json:
@@ -154,6 +167,10 @@ def verify(args) -> int:
     for r in failed:
         print(f"\nFAILED {r['name']}: {r['detail']}")
     print(f"\n{len(records) - len(failed)}/{len(records)} checks passed; results in {run_dir / 'results.json'}")
+    print(f"wall {time.perf_counter() - wall0:.1f} s, process CPU {time.process_time() - cpu0:.1f} s")
+    if args.html:
+        from .report import report_after_verify
+        print(f"report: {report_after_verify(run_dir, args.json)}")
     if args.verbose:
         for r in records:
             print(f"\n[{r['name']}] {r['detail']}")
@@ -327,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=_nonnegative_int, default=0, help="base seed of every check (default 0)")
     v.add_argument("-v", "--verbose", action="store_true", help="print every check's detail string")
     v.add_argument("--list", action="store_true", help="list the registered checks and exit")
+    v.add_argument("--html", action="store_true", help="also write a self-contained report.html in the run folder")
+    v.add_argument("--cache-dir", metavar="DIR", help="persistent compilation cache (default: $SAM_THEORY_CACHE_DIR, "
+                   "else OUT/.jax_cache)")
+    v.add_argument("--no-cache", action="store_true", help="do not use the persistent compilation cache")
     v.set_defaults(func=verify)
     pl = sub.add_parser("plot", help="make a figure (kinds: " + ", ".join(PLOT_KINDS) + ")")
     kinds = pl.add_subparsers(dest="kind", required=True)
@@ -346,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seeds", type=int, default=None, help="number of evaluation seeds (default: each "
                     "experiment's pre-registered number)")
     ex.set_defaults(func=experiment)
+    from .report import add_report_command
+    add_report_command(sub)
     return parser
 
 

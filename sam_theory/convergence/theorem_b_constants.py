@@ -42,6 +42,15 @@ class Constants:
       method: "exact:linear_regression", "exact:quadratic", "local:ntk_gram" (+ ":dense" or ":lanczos").
       gram_rank: rank of J Jᵀ (n when the Gram is nonsingular: interpolation is locally reachable); None if exact
         closed forms were used.  n: number of examples.  p: number of parameters.
+
+    Example:
+      >>> from sam_theory import float64
+      >>> from sam_theory.convergence import constants
+      >>> from sam_theory.problems import linear_regression
+      >>> with float64():
+      ...     c = constants(linear_regression(n=4, p=10, seed=0))
+      >>> isinstance(c, Constants), sorted(k for k in ("beta", "lam", "mu"))
+      (True, ['beta', 'lam', 'mu'])
     """
 
     beta: float
@@ -65,16 +74,37 @@ class Constants:
 
 
 def ntk_gram(problem: Problem, params) -> np.ndarray:
-    """J Jᵀ (n × n), J = ∂(ŷ_1, …, ŷ_n)/∂x by reverse mode over the raveled params (THEORY.md §6)."""
-    flat, unravel = ravel_pytree(params)
-    data = as_jax(problem.data)
-    preds = lambda v: jax.vmap(problem.prediction, in_axes=(None, 0))(unravel(v), data)
-    J = jax.jit(jax.jacrev(preds))(flat)
+    """J Jᵀ (n × n), J = ∂(ŷ_1, …, ŷ_n)/∂x by reverse mode over the raveled params (THEORY.md §6).
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.problems import linear_regression
+      >>> prob = linear_regression(n=4, p=10, seed=0)
+      >>> with float64():
+      ...     K = ntk_gram(prob, np.zeros(10))
+      >>> K.shape, bool(np.allclose(K, prob.X @ prob.X.T))        # J = A for linear regression
+      ((4, 4), True)
+    """
+    J = _prediction_jacobian(problem.prediction, params, as_jax(problem.data))
     return np.asarray(J @ J.T)
 
 
+@jax.jit(static_argnums=0)
+def _prediction_jacobian(prediction, params, data):
+    """J = ∂(ŷ_i)_i/∂x over the raveled params; ``prediction`` static, so one problem compiles once per shape."""
+    flat, unravel = ravel_pytree(params)
+    return jax.jacrev(lambda v: jax.vmap(prediction, in_axes=(None, 0))(unravel(v), data))(flat)
+
+
 def smallest_nonzero_eigenvalue(gram) -> tuple[float, int]:
-    """(λ_min⁺, rank) of a PSD matrix; eigenvalues ≤ size · eps · λ_max count as zero (NumPy's rank rule)."""
+    """(λ_min⁺, rank) of a PSD matrix; eigenvalues ≤ size · eps · λ_max count as zero (NumPy's rank rule).
+
+    Example:
+      >>> import numpy as np
+      >>> smallest_nonzero_eigenvalue(np.diag([0.0, 2.0, 3.0]))   # (μ-type eigenvalue, numerical rank)
+      (2.0, 2)
+    """
     eig = np.linalg.eigvalsh(np.asarray(gram))
     tol = eig.size * np.finfo(eig.dtype).eps * max(eig[-1], 0.0)
     nonzero = eig[eig > tol]
@@ -86,22 +116,38 @@ def per_example_top_eigenvalues(problem: Problem, params, *, num_iters: int | No
 
     Each product is a jvp of ∇f_i (no Hessian is formed). Ritz values never exceed λ_max; with ``num_iters`` = p
     they equal it to round-off.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.problems import linear_regression
+      >>> prob = linear_regression(n=4, p=10, seed=0)
+      >>> with float64():
+      ...     top = per_example_top_eigenvalues(prob, np.zeros(10))
+      >>> bool(np.allclose(top, (prob.X ** 2).sum(1)))            # λ_max(a_i a_iᵀ) = ‖a_i‖²
+      True
     """
-    flat, unravel = ravel_pytree(params)
-    p = flat.shape[0]
+    p = int(ravel_pytree(params)[0].shape[0])
     num_iters = min(p, 40 if num_iters is None else check_int("num_iters", num_iters))
     key = jax.random.key(0) if key is None else key
-    data = as_jax(problem.data)
+    keys = jax.random.split(key, problem.n)
+    return np.asarray(_per_example_top(problem.per_example_loss, num_iters, params, as_jax(problem.data), keys))
+
+
+@jax.jit(static_argnums=(0, 1))
+def _per_example_top(loss, num_iters, params, data, keys):
+    """Lanczos λ_max of every ∇²f_i, vmapped; ``loss`` and ``num_iters`` static (one compilation per problem)."""
+    flat, unravel = ravel_pytree(params)
 
     def one(example, k):
-        grad_i = jax.grad(lambda v: problem.per_example_loss(unravel(v), example))
+        grad_i = jax.grad(lambda v: loss(unravel(v), example))
         matvec = lambda v: jax.jvp(grad_i, (flat,), (v,))[1]
         k0, k1 = jax.random.split(k)
-        alphas, betas, _ = lanczos_tridiag(matvec, jax.random.normal(k0, (p,), flat.dtype), num_iters, "full", k1)
+        alphas, betas, _ = lanczos_tridiag(matvec, jax.random.normal(k0, flat.shape, flat.dtype), num_iters, "full",
+                                           k1)
         return eigvalsh(tridiagonal(alphas, betas))[-1]
 
-    keys = jax.random.split(key, problem.n)
-    return np.asarray(jax.jit(jax.vmap(one))(data, keys))
+    return jax.vmap(one)(data, keys)
 
 
 def _hessian_constants(problem: Problem, params, hessian_method: str, num_iters, key) -> tuple[float, float]:
@@ -144,6 +190,14 @@ def constants(problem: Problem, params=None, *, method: str = "auto", hessian_me
 
     Returns:
       a `Constants` (β, λ, μ, method, n, p, Gram rank).
+
+    Example:
+      >>> from sam_theory import float64
+      >>> from sam_theory.problems import linear_regression
+      >>> with float64():
+      ...     c = constants(linear_regression(n=4, p=10, seed=0))
+      >>> bool(0 < c["mu"] <= c["lam"] <= c["beta"])
+      True
     """
     check_choice("method", method, METHODS)
     check_choice("hessian_method", hessian_method, HESSIAN_METHODS)

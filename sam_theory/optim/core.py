@@ -14,6 +14,9 @@ Two generic options cover m-SAM and n-SAM:
   ``m`` (micro-batch size): the batch is split into b/m micro-batches M_j, each with its own ε_j from ∇f_{M_j}
      and ĝ = (m/b) Σ_j ∇f_{M_j}(x + ε_j) — one `vmap` over micro-batches. m must divide b; the batch size is
      only known when the step is traced, so that is where a non-dividing m raises ``ValueError``.
+     Option ``path``: for a problem built from dense layers (`Problem.structured_losses`) and m < b, "auto" (the
+     default) evaluates the same ĝ exactly by the layer structure, with no per-micro-batch weight copies
+     (`structured`); "generic" forces the vmap, "structured" forces the layer path (m = b included).
   ``source``: the ascent data — "batch" (ξ, default), "full" (the whole training set, `Batch.full`) or
      "independent_batch" (an independent batch ξ′, `Batch.extra`).
 
@@ -35,20 +38,32 @@ from ..tree import tree_add_scaled
 from ..validation import check_choice, check_nonnegative, check_positive
 from .base import Optimizer
 from .descent import BASE_DEFAULTS, BASES, base_transform
+from .structured import structured_msam_gradient, structured_problem
 
 DEFAULT_EPS = 1e-12
 SOURCES = ("batch", "full", "independent_batch")
 
 
 class SAMState(NamedTuple):
-    """Optimizer state: the method's own state (e.g. F-SAM's momentum) and the base optimizer's state."""
+    """Optimizer state: the method's own state (e.g. F-SAM's momentum) and the base optimizer's state.
+
+    Example:
+      >>> SAMState._fields
+      ('perturbation', 'base')
+    """
 
     perturbation: object
     base: object
 
 
 def split_micro_batches(examples, m: int):
-    """Reshape a batch pytree with leading axis b into (b/m, m, ...); b must be a multiple of m."""
+    """Reshape a batch pytree with leading axis b into (b/m, m, ...); b must be a multiple of m.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> split_micro_batches(jnp.arange(6), 2).tolist()          # b = 6 examples → 3 micro-batches of m = 2
+      [[0, 1], [2, 3], [4, 5]]
+    """
     b = jax.tree.leaves(examples)[0].shape[0]
     if b % m:
         raise ValueError(f"m={m} must divide the batch size b={b}")
@@ -77,6 +92,17 @@ def descent_gradient(perturb, opt, params, state, batch, key):
         eps, state = perturb(opt, params, g, state, batch, key)
         return batch.descent_grad(tree_add_scaled(params, eps, 1.0), params), state
 
+    path = opt.option("path", "auto")
+    if path != "generic":
+        problem = structured_problem(batch, params)
+        b = jax.tree.leaves(batch.examples)[0].shape[0]
+        if problem is None and path == "structured":
+            raise ValueError("path='structured' needs a batch whose loss_fn is problem.batch_loss of a problem with "
+                             "structured_losses, no sparsity mask and no perturbed weight decay")
+        if problem is not None and (path == "structured" or m < b):
+            return structured_msam_gradient(problem, params, batch, m, opt.hparams["rho"],
+                                            opt.option("normalize", True), opt.option("eps", DEFAULT_EPS)), state
+
     def micro_descent(examples):  # stateless perturbations only (msam): the state passes through unchanged
         micro = dataclasses.replace(batch, examples=examples)
         eps, _ = perturb(opt, params, micro.ascent_grad(params), state, micro, key)
@@ -92,6 +118,14 @@ def perturb_then_descend(perturb, init_state=None):
     ``init_state(opt, params)`` is the method's initial state (None: stateless). ``update_fn`` returns the
     optax-style update u (x ← x + u); ``step_fn`` applies it. Build these once at module level, so that every
     optimizer of a method shares the same static functions (one jit compilation per method and shape).
+
+    Example:
+      >>> from sam_theory.optim import sam_perturbation
+      >>> def perturb(opt, params, g, state, batch, key):          # the SAM ascent, as sam.py defines it
+      ...     return sam_perturbation(g, opt.hparams["rho"], opt.option("eps")), state
+      >>> init_fn, update_fn, step_fn = perturb_then_descend(perturb)
+      >>> callable(step_fn)
+      True
     """
 
     def init_fn(opt, params):

@@ -72,11 +72,18 @@ class DiagonalLinearNet(Problem):
         if self.form == "u2-v2":
             return params["u"] ** self.depth - params["v"] ** self.depth
         if "w" in params:
-            return jnp.prod(params["w"], axis=0)
+            return jnp.prod(params["w"], axis=-2)
         return params["u"] * params["v"]
 
     def beta(self, params):
-        """The linear predictor β(params ⊙ mask)."""
+        """The linear predictor β(params ⊙ mask).
+
+        Example:
+          >>> from sam_theory.problems import diagonal_linear_net
+          >>> prob = diagonal_linear_net(n=5, d=8, k=2, seed=0)
+          >>> isinstance(prob, DiagonalLinearNet), prob.X.shape
+          (True, (5, 8))
+        """
         return self._beta(apply_mask(params, self.mask))
 
     def prediction(self, params, example):
@@ -86,6 +93,11 @@ class DiagonalLinearNet(Problem):
     def _loss(self, params, example):
         x, y = example
         return 0.5 * (jnp.dot(x, self._beta(params)) - y) ** 2
+
+    def structured_losses(self, params, examples, ops):
+        """Batched f_i with β built from per-example copies ``ops.param`` (layer form for structured m-SAM)."""
+        X, y = examples
+        return 0.5 * (jnp.sum(X * self._beta({k: ops.param(k) for k in params}), axis=-1) - y) ** 2
 
     def hessian_closed_form(self, params):
         """The (2d, 2d) Hessian of (1/2n)‖Xβ − y‖² over (u, v) for depth 2, both forms, derived by hand.
@@ -137,6 +149,12 @@ def diagonal_linear_net(n=20, d=30, k=3, *, alpha=0.1, form="uv", depth=2, noise
     N(0, 1) entries at random places, unit norm. ``design="af"``: exactly the draw of A–F's notebook after
     ``np.random.seed(seed)`` (X, then X_test by `multivariate_normal`, θ★ = |N(0, 1)| on the first k coordinates,
     unit norm), so their printed losses can be reproduced (`diag_net.af_reference`).
+
+    Example:
+      >>> prob = diagonal_linear_net(n=5, d=8, k=2, alpha=0.1, seed=0)
+      >>> x = prob.init(None)                                  # u = α·1, v = 0, so β = u⊙v = 0
+      >>> [round(float(a), 6) for a in x["u"][:2]], float(abs(prob.beta(x)).max())
+      ([0.1, 0.1], 0.0)
     """
     return DiagonalLinearNet(n, d, k, alpha=alpha, form=form, depth=depth, noise=noise, n_test=n_test, seed=seed,
                              design=design,

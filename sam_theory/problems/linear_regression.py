@@ -12,6 +12,12 @@ class LinearRegression(Problem):
     """Overparameterized iff p > n; then AAᵀ is invertible and interpolation is exact (noise = 0).
 
     Params: a 1-D array ``w`` of shape ``(p,)``; `init` returns zeros.
+
+    Example:
+      >>> import numpy as np
+      >>> prob = LinearRegression(np.eye(2, 3), np.array([1.0, -1.0]))
+      >>> prob.n, prob.p, float(prob.loss(np.array([1.0, -1.0, 0.0])))
+      (2, 3, 0.0)
     """
 
     name = "linear_regression"
@@ -45,6 +51,11 @@ class LinearRegression(Problem):
     def per_example_loss(self, w, example):
         a, y = example
         return 0.5 * (jnp.dot(a, w) - y) ** 2
+
+    def structured_losses(self, w, examples, ops):
+        """Batched f_i with the one dense layer a ↦ aᵀw (layer form for structured m-SAM)."""
+        a, y = examples
+        return 0.5 * (ops.dense(None, a) - y) ** 2  # name None: the params are the bare vector w
 
     def prediction(self, w, example):
         return jnp.dot(example[0], w)
@@ -82,6 +93,16 @@ def linear_regression(n: int, p: int, *, noise: float = 0.0, seed: int = 0, n_te
       noise: label-noise standard deviation σ ≥ 0 (test labels stay clean).
       seed: NumPy seed of the data; the same seed gives the same data in float32 and float64.
       n_test: size of the clean test set drawn from the same distribution.
+
+    Example:
+      >>> from sam_theory import float64
+      >>> prob = linear_regression(n=4, p=10, seed=0)
+      >>> prob.X.shape, prob.interpolates(prob.w_star)
+      ((4, 10), True)
+      >>> with float64():
+      ...     c = prob.constants()
+      >>> bool(c["mu"] <= c["lam"] <= c["beta"])              # μ ≤ λ ≤ β (THEORY.md §3.1)
+      True
     """
     n = check_int("n", n)
     p = check_int("p", p)

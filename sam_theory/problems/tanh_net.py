@@ -14,6 +14,12 @@ class TanhNet(Problem):
     """f_i(W, v) = ½(vᵀ tanh(W x_i) − y_i)² with random data: p = h(d + 1) parameters, n examples.
 
     Away from a minimum the H_i are indefinite and do not commute, so S_3 can be indefinite (THEORY.md §4).
+
+    Example:
+      >>> import jax
+      >>> prob = TanhNet(n=6, d=3, width=4, seed=0)            # p = width·(d + 1) = 16
+      >>> sum(v.size for v in prob.init(jax.random.key(0)).values())
+      16
     """
 
     name = "tanh_net"
@@ -32,3 +38,8 @@ class TanhNet(Problem):
     def per_example_loss(self, params, example):
         x, y = example
         return 0.5 * (jnp.dot(params["v"], jnp.tanh(params["W"] @ x)) - y) ** 2
+
+    def structured_losses(self, params, examples, ops):
+        """Batched f_i: two dense layers, W then v (layer form for structured m-SAM)."""
+        x, y = examples
+        return 0.5 * (ops.dense("v", jnp.tanh(ops.dense("W", x))) - y) ** 2

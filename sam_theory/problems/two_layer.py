@@ -51,7 +51,13 @@ def two_layer_forward(params, x, *, activation: str, parameterization: str):
 
 
 class TwoLayerNet(Problem):
-    """Teacher–student two-layer network; the width m is the overparameterization knob (p = m(d + 1))."""
+    """Teacher–student two-layer network; the width m is the overparameterization knob (p = m(d + 1)).
+
+    Example:
+      >>> from sam_theory.problems import two_layer_net
+      >>> isinstance(two_layer_net(n=8, d=3, width=5), TwoLayerNet)
+      True
+    """
 
     name = "two_layer_net"
 
@@ -110,16 +116,27 @@ class TwoLayerNet(Problem):
         """ŷ = f(x; params ⊙ mask) (square loss: f_i = ½(ŷ − y_i)²; logistic: the logit)."""
         return self.forward(params, example[0])
 
+    def _loss(self, params, example):
+        x, y = example
+        f = two_layer_forward(params, x, activation=self.activation, parameterization=self.parameterization)
+        return self._pointwise_loss(f, y)
+
+    def structured_losses(self, params, examples, ops):
+        """Batched f_i: z = dense W on s_in·x, f = dense v on s_out·σ(z) (layer form for structured m-SAM)."""
+        X, y = examples
+        s_in, s_out = scales(self.parameterization, self.d, self.width)
+        f = ops.dense("v", s_out * ACTIVATIONS[self.activation](ops.dense("W", s_in * X)))
+        return self._pointwise_loss(f, y)
+
     def output_loss(self, f, example):
-        """The loss of the output f at the example's label: ½(f − y)² (square) or log(1 + e^{−y f}) (logistic)."""
-        y = example[1]
+        """The loss of the output f at the example's label: ½(f − y)² (square) or log(1 + e^{−y f}) (logistic)
+        (used by `problems.Linearized`)."""
+        return self._pointwise_loss(f, example[1])
+
+    def _pointwise_loss(self, f, y):
         if self.loss_type == "square":
             return 0.5 * (f - y) ** 2
         return jax.nn.softplus(-y * f)
-
-    def _loss(self, params, example):
-        f = two_layer_forward(params, example[0], activation=self.activation, parameterization=self.parameterization)
-        return self.output_loss(f, example)
 
     def teacher_as_student(self) -> dict:
         """The teacher's parameters as student parameters (needs teacher='two_layer', width == teacher_width):
@@ -166,6 +183,12 @@ def two_layer_net(n, d, width, *, activation="relu", teacher="two_layer", teache
       parameterization: "standard", "ntk" or "mean_field".  n_test: clean test-set size.  seed: data seed.
       sparsity, pruner: mask at init (random, magnitude or snip), applied in the loss (THEORY.md §10.3).
       weight_decay, perturb_weight_decay: explicit (λ/2)‖x‖² term and whether it enters the SAM perturbation.
+
+    Example:
+      >>> import jax
+      >>> prob = two_layer_net(n=8, d=3, width=5, seed=0)
+      >>> {k: v.shape for k, v in prob.init(jax.random.key(0)).items()}
+      {'W': (5, 3), 'v': (5,)}
     """
     return TwoLayerNet(n, d, width, activation=activation, teacher=teacher, teacher_width=teacher_width, loss=loss,
                        label_noise=label_noise, parameterization=parameterization, n_test=n_test, seed=seed,
