@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam_theory.stats import Z_TREND, mean_se
+from sam_theory.stats import Z_TREND, mean_se, nan_mean_se
 
 EVAL_SEED0 = 1000  # evaluation seeds: 1000, 1001, …; tuning seeds are 0..999
 DATA_SEED = 1000  # data draw of every synthetic evaluation problem (tuning used data seed 0)
@@ -53,11 +53,9 @@ def ms(samples, axis=-1) -> dict:
     n = np.sum(np.isfinite(x), axis=-1)
     if np.all(np.isfinite(x)):
         mean, se = mean_se(x, axis=-1)
-    else:  # per entry: its own finite count (stats.nan_mean_se zeroes every SE once any entry has < 2 finite)
+    else:  # per entry: its own finite count
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, np.nansum(x, axis=-1) / np.maximum(n, 1), np.nan)
-            sq = np.nansum((x - mean[..., None]) ** 2, axis=-1)
-            se = np.where(n > 1, np.sqrt(sq / np.maximum(n - 1, 1) / np.maximum(n, 1)), np.nan)
+            mean, se = nan_mean_se(x, axis=-1)
     tolist = lambda v: np.asarray(v).tolist()
     return {"mean": tolist(mean), "se": tolist(se), "n": tolist(n)}
 
