@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..stats import mean_se
 from .style import figure_for, new_figure, save
 
 SWEEP_PROBLEMS = ("linear_regression",)
@@ -116,8 +117,6 @@ def _floor_figure(data, path):
 
 @figure_for("theorem_b.rate_improves_with_p")
 def _rate_figure(data, path):
-    slopes = [np.asarray(data["slopes"][p]) for p in data["p"]]
-    mean = [s.mean() for s in slopes]
-    se = [s.std(ddof=1) / np.sqrt(s.size) for s in slopes]
+    mean, se = zip(*(mean_se(np.asarray(data["slopes"][p])) for p in data["p"]))
     return plot_rate(data["p"], mean, se, data["guaranteed"], path,
                      title="Theorem B: fitted rate steepens with p (linear regression, USAM)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..stats import nan_mean_se
 from .style import figure_for, save
 
 MOMENT_LABELS = {"a": r"$a = \lambda_{\max}(H)$", "s2": r"$s_2 = \lambda_{\max}(S_2)^{1/2}$",
@@ -22,7 +23,7 @@ def plot_moments_vs_width(data: dict, path, *, title: str = "Minima selected by 
 
     panels = data["panels"]
     fig, grid = plt.subplots(2 * len(panels), 4, figsize=(14.4, 3.3 * 2 * len(panels)), constrained_layout=True)
-    band = lambda vals: (np.nanmean(vals, axis=1), 2 * np.nanstd(vals, axis=1, ddof=1) / np.sqrt(vals.shape[1]))
+    band = lambda vals: (lambda m, se: (m, 2 * se))(*nan_mean_se(vals, axis=1))
     for row, panel in enumerate(panels):
         results = panel["results"]
         knobs = np.array(sorted(results))
