@@ -47,18 +47,6 @@ def _progress(items, desc: str, unit: str):
         return items
 
 
-def _render_figure(check, data, path: Path):
-    """The check's bound figure (`register(..., figure=fn)`) on its payload; TRANSITIONAL fallback: the name
-    registry `plots.FIGURES` for checks not yet bound. None when there is nothing to draw."""
-    if data is None:
-        return None
-    if check.figure is not None:
-        return check.figure(data, path)
-    from . import plots
-    fn = plots.FIGURES.get(check.name)
-    return None if fn is None or not data else fn(data, path)
-
-
 def verify_mutants(selected, ctx, json_path) -> int:
     """Run every selected check under each of its declared mutants (`checks.run_mutant`); exit 1 if a mutant
     survives or a check declares none. Sizes follow ``ctx.quick`` exactly as in `verify`."""
@@ -113,7 +101,7 @@ def verify(args) -> int:
             bar.set_postfix_str(check.name)
         record, data = checks.run_check(check, ctx)
         try:
-            fig = _render_figure(check, data, run_dir / f"{check.name}.png")
+            fig = checks.render_figure(check, data, run_dir / f"{check.name}.png")
         except Exception as exc:  # a figure that fails to render is reported, not fatal
             fig = None
             record["detail"] += f"\nfigure failed: {exc!r}"
@@ -236,7 +224,7 @@ def _check_figure(check_name: str) -> Callable:
         record, data = checks.run_check(check, checks.Context(quick=not args.full, seed=args.seed,
                                                              out_dir=out.parent))
         print(_table([record]))
-        path = _render_figure(check, data, out)
+        path = checks.render_figure(check, data, out)
         if path is None:
             print(f"{check_name} produced no figure: {record['detail']}", file=sys.stderr)
             return 1

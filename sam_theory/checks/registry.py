@@ -209,6 +209,18 @@ def select(pattern: str | None = None) -> list[Check]:
     return [c for name, c in sorted(REGISTRY.items()) if rx is None or rx.search(name)]
 
 
+def render_figure(check: Check, data, path) -> Path | None:
+    """The check's bound figure (`register(..., figure=fn)`) on its payload ``data``, written to ``path``; None when
+    there is nothing to draw. TRANSITIONAL fallback: the name registry `plots.FIGURES` for checks not yet bound."""
+    if data is None:
+        return None
+    if check.figure is not None:
+        return check.figure(data, Path(path))
+    from ..plots import FIGURES  # TRANSITIONAL
+    fn = FIGURES.get(check.name)
+    return None if fn is None or not data else fn(data, Path(path))
+
+
 def _finite(x: Any):
     x = float(x)
     return x if math.isfinite(x) else None
