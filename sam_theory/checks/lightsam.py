@@ -85,11 +85,11 @@ def no_divergence_grid(ctx) -> CheckResult:
     worst = np.unravel_index(np.argmin(z_cells), z_cells.shape)
     ref = reference_slope(t[window])
     return CheckResult(
-        [at_most("LightSAM diverged runs", int(np.sum(light.diverged)), 0, "declared tolerance 0 (the claim)"),
+        [above("min over (η, ρ) cells of −slope/SE (LightSAM running min ‖∇f‖ vs t)", float(z_cells.min()),
+               Z_TREND, "> 2: decays beyond 2 SE at every cell"),
+         at_most("LightSAM diverged runs", int(np.sum(light.diverged)), 0, "declared tolerance 0 (the claim)"),
          at_least(f"SAM fraction diverged at η = {lrs[-1]:g}", float(sam_div[-1].mean()), 1.0, "every run"),
-         at_most(f"SAM fraction diverged at η = {lrs[0]:g}", float(sam_div[0].mean()), 0.0, "no run"),
-         above("min over (η, ρ) cells of −slope/SE (LightSAM running min ‖∇f‖ vs t)", float(z_cells.min()),
-               Z_TREND, "> 2: decays beyond 2 SE at every cell")],
+         at_most(f"SAM fraction diverged at η = {lrs[0]:g}", float(sam_div[0].mean()), 0.0, "no run")],
         {"net": f"two_layer_net relu n={N}, d={D}, width={WIDTH} (p={prob.num_params}), b={BATCH} w/o repl.",
          "steps": steps, "seeds (init and batches)": seeds, "eta grid": [float(v) for v in lrs],
          "rho grid": [float(v) for v in rhos], "2/λ_max(x₀) per seed": [float(v) for v in edge],
