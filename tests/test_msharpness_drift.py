@@ -12,7 +12,7 @@ def test_drift_identity_check_passes():
     record, data = run_check(check, Context(quick=True, seed=0))
     assert record["passed"], record["detail"]
     assert record["measured"] < record["bound"] == 1e-10
-    assert len(data["excess_norm"]) == 6
+    assert len(data.excess_norm) == 6
 
 
 def test_trace_of_gradient_covariance_closed_form(x64):
