@@ -247,7 +247,7 @@ def _register_check_kinds() -> None:
     from . import checks
     for kind, name in check_plot_kinds().items():
         if kind not in PLOT_KINDS:
-            doc = (checks.REGISTRY[name].fn.__doc__ or "").strip().split("\n")[0]
+            doc = " ".join((checks.REGISTRY[name].fn.__doc__ or "").strip().split("\n\n")[0].split())  # 1st paragraph
             register_plot_kind(kind, _check_figure(name), _check_figure_arguments, f"{doc} [check {name}]")
 
 
