@@ -7,7 +7,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from ..problems.base import Problem, as_jax
-from ..validation import check_int
+from ..validation import CURVATURE_HINT, check_finite_params, check_int
 from .operators import hvp
 
 
@@ -23,7 +23,9 @@ def hessian(fn, params, chunk_size: int | None = None) -> jax.Array:
     ``chunk_size=None`` builds all p columns at once (``jacfwd(grad)``). With ``chunk_size = c`` the gradient is
     linearized once (`hvp`) and the columns H e_j are built c at a time by a vmapped HVP inside ``lax.map``, so
     the working memory beyond the (p, p) result is O(c·p) plus one set of linearization residuals.
+    Non-finite params raise a `ValueError`.
     """
+    check_finite_params("params", params, CURVATURE_HINT)
     if chunk_size is None:
         f, flat = flat_fn(fn, params)
         return jax.jit(jax.jacfwd(jax.grad(f)))(flat)
@@ -41,6 +43,7 @@ def _chunked_columns(op, chunk_size: int):
 
 def per_example_hessians(problem: Problem, params) -> jax.Array:
     """H_i = ∇²f_i(params) for every example, shape (n, p, p), vmapped over examples (THEORY.md §1, §4)."""
+    check_finite_params("params", params, CURVATURE_HINT)
     data = as_jax(problem.data)
     one = lambda example: hessian(lambda p: problem.per_example_loss(p, example), params)
     return jax.jit(jax.vmap(one))(data)

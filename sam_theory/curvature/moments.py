@@ -34,7 +34,7 @@ from jax.tree_util import Partial
 
 from ..problems.base import Problem
 from ..stats import mean_se
-from ..validation import check_choice, check_int
+from ..validation import CURVATURE_HINT, check_choice, check_finite_params, check_int
 from .dense import per_example_hessians
 from .lanczos import _lanczos
 from .operators import LinearOperator, per_example_hvp
@@ -163,7 +163,9 @@ def hessian_moments(problem: Problem, params, *, batch_size: int = 1, replace: b
       key: PRNG key for Lanczos start vectors and trace probes (default key(0)).
       trace_method: "exact" (p basis vectors) or "hutchinson" (``num_samples`` Rademacher probes, with SEs).
       max_batches: the largest number of batches enumerated for k ≥ 3, b > 1.
+    Non-finite params, or per-example Hessians that overflow at params, raise a `ValueError`.
     """
+    check_finite_params("params", params, CURVATURE_HINT)
     batch_size, orders = _validate(problem, batch_size, replace, orders, method, trace_method)
     batches = None
     if batch_size > 1 and any(k >= 3 for k in orders) and not (not replace and batch_size == problem.n):
@@ -223,6 +225,9 @@ def moment_matrices(Hi, orders, batch_size: int, replace: bool, batches=None):
 
 def _dense_moments(problem, params, b, replace, orders, batches) -> HessianMoments:
     Hi = np.asarray(per_example_hessians(problem, params))
+    if not np.isfinite(Hi).all():
+        raise ValueError(f"the per-example Hessians at params overflow {Hi.dtype} (max |params| = "
+                         f"{max(float(np.max(np.abs(x))) for x in jax.tree.leaves(params)):.3g}){CURVATURE_HINT}")
     n, p = Hi.shape[0], Hi.shape[1]
     H, S = moment_matrices(jnp.asarray(Hi), orders, b, replace, batches)
     ev = np.linalg.eigvalsh(np.asarray(H))

@@ -41,14 +41,25 @@ SOURCES = ("batch", "full", "independent_batch")
 
 
 class SAMState(NamedTuple):
-    """Optimizer state: the method's own state (e.g. F-SAM's momentum) and the base optimizer's state."""
+    """Optimizer state: the method's own state (e.g. F-SAM's momentum) and the base optimizer's state.
+
+    Example:
+      >>> SAMState._fields
+      ('perturbation', 'base')
+    """
 
     perturbation: object
     base: object
 
 
 def split_micro_batches(examples, m: int):
-    """Reshape a batch pytree with leading axis b into (b/m, m, ...); b must be a multiple of m."""
+    """Reshape a batch pytree with leading axis b into (b/m, m, ...); b must be a multiple of m.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> split_micro_batches(jnp.arange(6), 2).tolist()          # b = 6 examples → 3 micro-batches of m = 2
+      [[0, 1], [2, 3], [4, 5]]
+    """
     b = jax.tree.leaves(examples)[0].shape[0]
     if b % m:
         raise ValueError(f"m={m} must divide the batch size b={b}")
@@ -92,10 +103,18 @@ def perturb_then_descend(perturb, init_state=None):
     ``init_state(opt, params)`` is the method's initial state (None: stateless). ``update_fn`` returns the
     optax-style update u (x ← x + u); ``step_fn`` applies it. Build these once at module level, so that every
     optimizer of a method shares the same static functions (one jit compilation per method and shape).
+
+    Example:
+      >>> from sam_theory.optim import sam_perturbation
+      >>> def perturb(opt, params, g, state, batch, key):          # the SAM ascent, as sam.py defines it
+      ...     return sam_perturbation(g, opt.hparams["rho"], opt.option("eps")), state
+      >>> init_fn, update_fn, step_fn = perturb_then_descend(perturb)
+      >>> callable(step_fn)
+      True
     """
 
     def init_fn(opt, params):
-        tx = base_transform(opt)
+        tx = base_transform(opt, params)
         if tx is None and init_state is None:
             return ()
         method_state = () if init_state is None else init_state(opt, params)
@@ -104,7 +123,7 @@ def perturb_then_descend(perturb, init_state=None):
     def update_fn(opt, params, state, batch, key):
         method_state, base_state = (state.perturbation, state.base) if isinstance(state, SAMState) else ((), ())
         g_hat, method_state = descent_gradient(perturb, opt, params, method_state, batch, key)
-        tx = base_transform(opt)
+        tx = base_transform(opt, params)
         if tx is None:
             updates = jax.tree.map(lambda g: -opt.hparams["lr"] * g, g_hat)
         else:

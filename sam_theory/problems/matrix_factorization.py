@@ -14,6 +14,7 @@ import numpy as np
 
 from ..validation import check_int, check_nonnegative, check_positive
 from .base import Problem
+from .draw import normal
 from .masks import apply_mask
 
 
@@ -24,6 +25,9 @@ class MatrixFactorization(Problem):
                  pruner="random", weight_decay=0.0, perturb_weight_decay=False):
         self.rows, self.cols = check_int("rows", rows), check_int("cols", cols)
         self.rank_star, self.rank = check_int("rank_star", rank_star), check_int("rank", rank)
+        if rank_star > min(rows, cols):
+            raise ValueError(f"rank_star must be <= min(rows, cols) = {min(rows, cols)} (the rank of a {rows}x{cols} "
+                             f"matrix), got rank_star={rank_star}")
         if rank < rank_star:
             raise ValueError(f"rank must be >= rank_star, got rank={rank}, rank_star={rank_star}")
         self.init_scale = float(check_positive("init_scale", init_scale))
@@ -47,8 +51,8 @@ class MatrixFactorization(Problem):
 
     def _init(self, key):
         ku, kv = jax.random.split(key)
-        return {"U": self.init_scale * jax.random.normal(ku, (self.rows, self.rank)),
-                "V": self.init_scale * jax.random.normal(kv, (self.cols, self.rank))}
+        return {"U": self.init_scale * normal(ku, (self.rows, self.rank)),
+                "V": self.init_scale * normal(kv, (self.cols, self.rank))}
 
     def _loss(self, params, example):
         return 0.5 * (self._entry(params, example) - example[2]) ** 2
@@ -59,7 +63,13 @@ class MatrixFactorization(Problem):
         return jnp.dot(params["U"][i], params["V"][j])
 
     def prediction(self, params, example):
-        """ŷ = (U Vᵀ)_ij at params ⊙ mask for the example (i, j, M★_ij)."""
+        """ŷ = (U Vᵀ)_ij at params ⊙ mask for the example (i, j, M★_ij).
+
+        Example:
+          >>> from sam_theory.problems import matrix_factorization
+          >>> isinstance(matrix_factorization(3, 4, 1, 2, init_scale=0.1), MatrixFactorization)
+          True
+        """
         return self._entry(apply_mask(params, self.mask), example)
 
     def interpolating_params(self) -> dict:
@@ -75,7 +85,14 @@ class MatrixFactorization(Problem):
 def matrix_factorization(rows, cols, rank_star, rank, *, init_scale, observed=1.0, noise=0.0, seed=0, sparsity=0.0,
                          pruner="random", weight_decay=0.0, perturb_weight_decay=False) -> MatrixFactorization:
     """Matrix factorization with inner dimension ``rank`` ≥ ``rank_star`` (THEORY.md §3.4); see
-    `MatrixFactorization` for the finite-sum convention and scalings."""
+    `MatrixFactorization` for the finite-sum convention and scalings.
+
+    Example:
+      >>> import jax
+      >>> prob = matrix_factorization(3, 4, rank_star=1, rank=2, init_scale=0.1, seed=0)
+      >>> {k: v.shape for k, v in prob.init(jax.random.key(0)).items()}, prob.n
+      ({'U': (3, 2), 'V': (4, 2)}, 12)
+    """
     return MatrixFactorization(rows, cols, rank_star, rank, init_scale=init_scale, observed=observed, noise=noise,
                                seed=seed, sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
                                perturb_weight_decay=perturb_weight_decay)
