@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 EXTRAS ?= dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv run test test-slow bench bench-torch clean chromium
+.PHONY: venv run test test-slow verify-full mutants bench bench-torch clean chromium
 
 venv: $(STAMP)
 
@@ -34,6 +34,16 @@ chromium:
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m slow
+
+# Full verification (CI): full size at seed 0, then quick size at seeds 1 and 2; every run must pass.
+verify-full: $(STAMP)
+	$(BIN)/sam-theory verify --seed 0 --json runs/verify-full-seed0.json
+	$(BIN)/sam-theory verify --quick --seed 1 --json runs/verify-quick-seed1.json
+	$(BIN)/sam-theory verify --quick --seed 2 --json runs/verify-quick-seed2.json
+
+# Mutation testing (outside CI): every check under each of its declared mutants, quick size; all must be killed.
+mutants: $(STAMP)
+	$(BIN)/sam-theory verify --mutants --quick --json runs/mutants.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_cost.py

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sam_theory import checks, plots
+from sam_theory import checks
 
 
 def main(argv=None):
@@ -25,7 +25,7 @@ def main(argv=None):
     for pattern in args.names:
         for check in checks.select(pattern):
             record, data = checks.run_check(check, ctx)
-            fig = plots.render_check_figure(check.name, data, out)
+            fig = checks.render_figure(check, data, out / f"{check.name}.png")
             (out / f"{check.name}.json").write_text(json.dumps(record, indent=2))
             print(f"{check.name}: {'PASS' if record['passed'] else 'FAIL'} measured={record['measured']} "
                   f"bound={record['bound']} ({record['seconds']} s){'; figure ' + str(fig) if fig else ''}")

@@ -99,16 +99,62 @@ def _validate_paths(parser: argparse.ArgumentParser, args) -> None:
             parser.error(f"argument {flag}: {why}")
 
 
+def _grid(rows) -> str:
+    """A left-aligned text table; ``rows[0]`` is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def _table(records) -> str:
     def fmt(v):
         return "-" if v is None else f"{v:.4g}"
     rows = [("check", "tag", "measured", "bound", "pass", "s")]
     rows += [(r["name"], r["tag"], fmt(r["measured"]), fmt(r["bound"]), "PASS" if r["passed"] else "FAIL",
               f"{r['seconds']:.1f}") for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _grid(rows)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _progress(items, desc: str, unit: str):
+    try:
+        from tqdm import tqdm
+        return tqdm(items, desc=desc, unit=unit, disable=not sys.stderr.isatty())
+    except ImportError:  # pragma: no cover
+        return items
+
+
+def verify_mutants(selected, ctx, json_path) -> int:
+    """Run every selected check under each of its declared mutants (`checks.run_mutant`); exit 1 if a mutant
+    survives or a check declares none. Sizes follow ``ctx.quick`` exactly as in `verify`."""
+    from . import checks
+    rows = []
+    jobs = [(c, m) for c in selected for m in (c.mutants or (None,))]
+    bar = _progress(jobs, "mutants", "run")
+    for check, mutant in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{check.name}:{mutant}")
+        if mutant is None:
+            rows.append({"check": check.name, "mutant": None, "killed": False,
+                         "detail": "the check declares no mutant"})
+        else:
+            rows.append(checks.run_mutant(check, mutant, ctx))
+    if json_path:
+        _write_json_atomic(Path(json_path), {"quick": ctx.quick, "seed": ctx.seed, "mutants": rows})
+    short = lambda text: text if len(text) <= 100 else text[:97] + "..."
+    print(_grid([("check", "mutant", "killed", "detail")] +
+                [(r["check"], str(r["mutant"]), "yes" if r["killed"] else "NO", short(r["detail"].splitlines()[0]))
+                 for r in rows]))
+    killed = sum(r["killed"] for r in rows)
+    for r in rows:
+        if not r["killed"]:
+            print(f"\nSURVIVED {r['check']}:{r['mutant']}\n{_indent(r['detail'])}")
+    print(f"\n{killed}/{len(rows)} mutants killed")
+    return 0 if killed == len(rows) else 1
 
 
 def verify(args) -> int:
@@ -124,32 +170,27 @@ def _verify(args) -> int:
     import jax
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    from . import checks, plots
+    from . import checks
     from .precision import float64
 
     selected = checks.select(args.only)
     if not selected:
         print(f"no check matches {args.only!r}; known: {', '.join(sorted(checks.REGISTRY))}", file=sys.stderr)
         return 2
+    if args.mutants:
+        return verify_mutants(selected, checks.Context(quick=args.quick, seed=args.seed), args.json)
     run_dir = _new_run_dir(Path(args.out))
     ctx = checks.Context(quick=args.quick, seed=args.seed, out_dir=run_dir)
     with float64():
         dtype = str(jax.numpy.zeros(()).dtype)
     records = []
-    try:
-        from tqdm import tqdm
-        bar = tqdm(selected, desc="verify", unit="check", disable=not sys.stderr.isatty())
-    except ImportError:  # pragma: no cover
-        bar = selected
+    bar = _progress(selected, "verify", "check")
     for check in bar:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(check.name)
         record, data = checks.run_check(check, ctx)
         try:
-            if check.figure is not None and data is not None:
-                fig = check.figure(data, run_dir / f"{check.name}.png")
-            else:  # TRANSITIONAL: figures registered by name in plots.FIGURES
-                fig = plots.render_check_figure(check.name, data, run_dir)
+            fig = checks.render_figure(check, data, run_dir / f"{check.name}.png")
         except Exception as exc:  # a figure that fails to render is reported, not fatal
             fig = None
             record["detail"] += f"\nfigure failed: {exc!r}"
@@ -164,8 +205,8 @@ def _verify(args) -> int:
     if args.json:
         _write_json_atomic(Path(args.json), result)
     failed = [r for r in records if not r["passed"]]
-    for r in failed:
-        print(f"\nFAILED {r['name']}: {r['detail']}")
+    for r in failed:  # the detail is rendered from the criteria (one line each) and the facts
+        print(f"\nFAILED {r['name']}:\n{_indent(r['detail'])}")
     print(f"\n{len(records) - len(failed)}/{len(records)} checks passed; results in {run_dir / 'results.json'}")
     print(f"wall {time.perf_counter() - wall0:.1f} s, process CPU {time.process_time() - cpu0:.1f} s")
     if args.html:
@@ -173,7 +214,7 @@ def _verify(args) -> int:
         print(f"report: {report_after_verify(run_dir, args.json)}")
     if args.verbose:
         for r in records:
-            print(f"\n[{r['name']}] {r['detail']}")
+            print(f"\n[{r['name']}]\n{_indent(r['detail'])}")
     return 0 if not failed else 1
 
 
@@ -237,12 +278,11 @@ def _plot_convergence(args) -> int:
 
 
 def _plot_rate(args) -> int:
-    import numpy as np
-
     from .plots.convergence import plot_rate, sweep_title
+    from .stats import nan_mean_se
     results = _sweep(args)
-    slopes = [r.seed_slopes[np.isfinite(r.seed_slopes)] for r in results.values()]
-    path = plot_rate(list(results), [s.mean() for s in slopes], [s.std(ddof=1) / np.sqrt(s.size) for s in slopes],
+    mean, se = zip(*(nan_mean_se(r.seed_slopes) for r in results.values()))
+    path = plot_rate(list(results), mean, se,
                      None if args.method == "sam" else [r.theorem.rate for r in results.values()], args.out,
                      title="Rate against p: " + sweep_title(results, args.method, args.problem))
     for p, r in results.items():
@@ -257,18 +297,8 @@ register_plot_kind("rate", _plot_rate, _sweep_arguments,
                    "fitted linear rate against p, with the guaranteed 1 − 2μηc (THEORY.md §6)")
 
 
-# Figures of registered checks: the kind runs the check (quick sizes unless --full) and renders its figure.
-CHECK_FIGURES = {
-    "phase-diagram": ("theorem_a.necessary_conditions_hold",
-                      "(η, ρ) stability phase diagram: r(T) = 1, necessary-condition curves, escapes (THEORY.md §5)"),
-    "escape": ("theorem_a.nonlinear_escape", "SAM/USAM escape from an interpolating minimum vs r(T) (THEORY.md §5)"),
-    "moments-width": ("theorem_a.gap_grows_with_width",
-                      "Hessian moments of SGD's and SAM's minima against width, ±2 SE (THEORY.md §5 (iv))"),
-    "two-cycle": ("eos.two_cycle", "normalized full-batch SAM on a quadratic: the 2-cycle (THEORY.md §7)"),
-    "sam-edge": ("eos.sam_edge", "sharpness of full-batch SAM against the SAM edge and 2/η (THEORY.md §7)"),
-    "diag-net": ("diag_net.one_sam_beats_gd", "diagonal-net test loss against ρ: GD, n-SAM, 1-SAM (THEORY.md §9)"),
-    "m-sharpness": ("msharpness.smaller_m_flatter", "flatness of m-SAM's solutions against m (THEORY.md §8)"),
-}
+# Figures of registered checks: a check that declares `register(..., plot="KIND")` gets `sam-theory plot KIND`,
+# which runs the check (quick sizes unless --full) and renders the figure bound to it.
 
 
 def _check_figure_arguments(parser) -> None:
@@ -277,22 +307,33 @@ def _check_figure_arguments(parser) -> None:
 
 def _check_figure(check_name: str) -> Callable:
     def run(args) -> int:
-        from . import checks, plots
-        (check,) = [c for c in checks.select(None) if c.name == check_name]
+        from . import checks
+        check = checks.REGISTRY[check_name]
         out = Path(args.out)
         record, data = checks.run_check(check, checks.Context(quick=not args.full, seed=args.seed,
                                                              out_dir=out.parent))
         print(_table([record]))
-        if not data:
-            print(f"{check_name} produced no figure data: {record['detail']}", file=sys.stderr)
+        path = checks.render_figure(check, data, out)
+        if path is None:
+            print(f"{check_name} produced no figure: {record['detail']}", file=sys.stderr)
             return 1
-        print(f"wrote {plots.FIGURES[check_name](data, out)}")
+        print(f"wrote {path}")
         return 0
     return run
 
 
-for _kind, (_check, _help) in CHECK_FIGURES.items():
-    register_plot_kind(_kind, _check_figure(_check), _check_figure_arguments, f"{_help} [check {_check}]")
+def check_plot_kinds() -> dict[str, str]:
+    """``{kind: check name}`` for every check with a `sam-theory plot` kind."""
+    from . import checks
+    return {c.plot: c.name for c in checks.REGISTRY.values() if c.plot is not None}
+
+
+def _register_check_kinds() -> None:
+    from . import checks
+    for kind, name in check_plot_kinds().items():
+        if kind not in PLOT_KINDS:
+            doc = " ".join((checks.REGISTRY[name].fn.__doc__ or "").strip().split("\n\n")[0].split())  # 1st paragraph
+            register_plot_kind(kind, _check_figure(name), _check_figure_arguments, f"{doc} [check {name}]")
 
 
 def plot(args) -> int:
@@ -334,6 +375,7 @@ def experiment(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    _register_check_kinds()
     parser = argparse.ArgumentParser(prog="sam-theory", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help="run the theorem checks and write runs/<timestamp>/results.json")
@@ -344,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=_nonnegative_int, default=0, help="base seed of every check (default 0)")
     v.add_argument("-v", "--verbose", action="store_true", help="print every check's detail string")
     v.add_argument("--list", action="store_true", help="list the registered checks and exit")
+    v.add_argument("--mutants", action="store_true",
+                   help="mutation testing: run each selected check under each of its declared mutants (at --quick "
+                        "sizes if given, else full) and report killed/total; --json writes {\"mutants\": [...]}")
     v.add_argument("--html", action="store_true", help="also write a self-contained report.html in the run folder")
     v.add_argument("--cache-dir", metavar="DIR", help="persistent compilation cache (default: $SAM_THEORY_CACHE_DIR, "
                    "else OUT/.jax_cache)")

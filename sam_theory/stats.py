@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 
 EXACT_TOL = 1e-10  # THEORY.md tag conventions: [exact] is a relative error below 1e-10 in float64
@@ -34,11 +35,16 @@ class MeanSE:
 
 
 def mean_se(samples, axis=0):
-    """Mean over ``axis`` and its standard error std/√N (ddof = 1); SE = 0 for a single sample."""
-    x = np.asarray(samples, dtype=float)
+    """Mean over ``axis`` and its standard error std/√N (ddof = 1); SE = 0 for a single sample.
+
+    NumPy in, NumPy out; a JAX array (or tracer) stays a JAX array, so jitted code (e.g. `curvature.trace`) uses
+    the same formula.
+    """
+    x = samples if isinstance(samples, jax.Array) else np.asarray(samples, dtype=float)
     num = x.shape[axis]
-    se = x.std(axis=axis, ddof=1) / np.sqrt(num) if num > 1 else np.zeros_like(x.mean(axis=axis))
-    return x.mean(axis=axis), se
+    mean = x.mean(axis=axis)
+    se = x.std(axis=axis, ddof=1) / num**0.5 if num > 1 else 0.0 * mean
+    return mean, se
 
 
 def nan_mean_se(samples, axis=0):

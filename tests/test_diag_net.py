@@ -59,10 +59,10 @@ def test_diag_net_check_passes(name):
 
 
 def test_plot_diag_net_vs_rho(tmp_path):
-    from sam_theory.plots.diag_net import plot_diag_net_vs_rho
+    from sam_theory.plots.diag_net import DiagNetRhoData, plot_diag_net_vs_rho
     rng = np.random.default_rng(0)
-    data = {"rho_af": np.array([0.01, 0.1]), "gd": rng.uniform(1e-3, 1e-2, 3), "nsam": rng.uniform(1e-3, 1e-2, (2, 3)),
-            "one_sam": rng.uniform(1e-6, 1e-3, (2, 3))}
+    data = DiagNetRhoData(np.array([0.01, 0.1]), rng.uniform(1e-3, 1e-2, 3), rng.uniform(1e-3, 1e-2, (2, 3)),
+                          rng.uniform(1e-6, 1e-3, (2, 3)))
     assert plot_diag_net_vs_rho(data, tmp_path / "d.png").stat().st_size > 0
 
 

@@ -12,7 +12,7 @@ def test_drift_identity_check_passes():
     record, data = run_check(check, Context(quick=True, seed=0))
     assert record["passed"], record["detail"]
     assert record["measured"] < record["bound"] == 1e-10
-    assert len(data["excess_norm"]) == 6
+    assert len(data.excess_norm) == 6
 
 
 def test_trace_of_gradient_covariance_closed_form(x64):
@@ -24,8 +24,7 @@ def test_trace_of_gradient_covariance_closed_form(x64):
 
 
 def test_drift_identity_figure_renders(tmp_path):
-    import sam_theory.plots  # noqa: F401  (registers the figures)
-    from sam_theory.plots.style import render_check_figure
-    data = {"m": [1, 2, 1, 2], "replace": [True, True, False, False], "excess_norm": [0.4, 0.2, 0.4, 0.18],
-            "predicted_norm": [0.4, 0.2, 0.4, 0.18], "title": "t"}
-    assert render_check_figure("msharpness.drift_identity", data, tmp_path).exists()
+    from sam_theory.checks import REGISTRY
+    from sam_theory.plots.msharpness_drift import DriftData
+    data = DriftData([1, 2, 1, 2], [True, True, False, False], [0.4, 0.2, 0.4, 0.18], [0.4, 0.2, 0.4, 0.18], "t")
+    assert REGISTRY["msharpness.drift_identity"].figure(data, tmp_path / "d.png").exists()

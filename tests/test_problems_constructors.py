@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sam_theory import train
-from sam_theory.checks import REGISTRY, Context
+from sam_theory.checks import REGISTRY, Context, run_check
 from sam_theory.optim import sam
 from sam_theory.problems import (PRUNERS, diagonal_linear_net, make_mask, matrix_factorization, relu_1d,
                                  two_layer_net)
@@ -153,9 +153,9 @@ def test_bad_arguments(make, kwargs, name):
 @pytest.mark.parametrize("name", ["problems.diag_net_hessian_closed_form",
                                   "problems.gauss_newton_equals_hessian_at_interpolation",
                                   "problems.finite_difference_gradients"])
-def test_problem_checks_pass(name, x64):
-    res = REGISTRY[name].fn(Context(quick=True))
-    assert res.passed, res.detail
+def test_problem_checks_pass(name):
+    record, _ = run_check(REGISTRY[name], Context(quick=True))
+    assert record["passed"], record["detail"]
 
 
 @pytest.mark.parametrize("perturb", [False, True])

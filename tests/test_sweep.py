@@ -218,12 +218,12 @@ def _passes(name):
 
 def test_msharpness_trend_check_passes_quick():
     record, data = _passes("msharpness.smaller_m_flatter")
-    assert record["measured"] > record["bound"] and data["m"] == [1, 5, 20]
+    assert record["measured"] > record["bound"] and data.m == [1, 5, 20]
 
 
 @pytest.mark.slow
 def test_lightsam_check_passes_quick(tmp_path):
-    from sam_theory.plots import render_check_figure
+    from sam_theory.checks import REGISTRY
     record, data = _passes("lightsam.no_divergence_grid")
-    assert data["light_div"].max() == 0 and data["sam_div"][-1].min() == 1
-    assert render_check_figure("lightsam.no_divergence_grid", data, tmp_path).exists()
+    assert data.light_div.max() == 0 and data.sam_div[-1].min() == 1
+    assert REGISTRY["lightsam.no_divergence_grid"].figure(data, tmp_path / "l.png").exists()

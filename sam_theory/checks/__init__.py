@@ -3,11 +3,11 @@ import importlib
 import pkgutil
 
 from .registry import (REGISTRY, Check, CheckResult, Context, Criterion, above, at_least, at_most, below, holds,
-                       register, run_check, run_mutant, select)
+                       register, render_figure, run_check, run_mutant, select)
 
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "registry":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["REGISTRY", "Check", "CheckResult", "Context", "Criterion", "above", "at_least", "at_most", "below", "holds",
-           "register", "run_check", "run_mutant", "select"]
+           "register", "render_figure", "run_check", "run_mutant", "select"]

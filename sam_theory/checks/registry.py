@@ -129,11 +129,6 @@ class CheckResult:
         lines += [f"{k}: {_fmt(v)}" for k, v in self.facts.items()]
         return "\n".join(lines)
 
-    @classmethod
-    def legacy(cls, passed, measured, bound, detail, data=None) -> "CheckResult":
-        """TRANSITIONAL: the pre-contract positional form, one criterion. Every check must move off it."""
-        return cls([Criterion("headline", float(measured), float(bound), bool(passed), "see detail")],
-                   {"detail": detail}, data or None)
 
 
 @dataclasses.dataclass
@@ -176,24 +171,29 @@ class Check:
     fn: Callable[[Context], CheckResult]
     figure: Callable[[Any, Path], Path] | None = None
     mutants: tuple[str, ...] = ()
+    plot: str | None = None
 
 
 REGISTRY: dict[str, Check] = {}
 
 
-def register(name: str, tag: str, section: str, *, figure: Callable | None = None, mutants=()):
+def register(name: str, tag: str, section: str, *, figure: Callable | None = None, mutants=(),
+             plot: str | None = None):
     """Decorator: register ``fn(ctx) -> CheckResult`` as the check ``name`` with THEORY.md ``tag``/``section``.
 
-    ``figure(data, path) -> path`` renders the check's figure from `CheckResult.data`; ``mutants`` names the
-    fault injections the check must kill (see `Context.mutated`).
+    ``figure(data, path) -> path`` renders the check's figure from `CheckResult.data` (its typed payload);
+    ``mutants`` names the fault injections the check must kill (see `Context.mutated`); ``plot`` names the
+    ``sam-theory plot KIND`` that runs the check and renders its figure (requires ``figure``).
     """
     if tag not in TAGS:
         raise ValueError(f"tag must be one of {TAGS}, got {tag!r}")
+    if plot is not None and figure is None:
+        raise ValueError(f"plot kind {plot!r} of check {name!r} needs a figure")
 
     def deco(fn):
         if name in REGISTRY:
             raise ValueError(f"check {name!r} is registered twice")
-        REGISTRY[name] = Check(name, tag, section, fn, figure, tuple(mutants))
+        REGISTRY[name] = Check(name, tag, section, fn, figure, tuple(mutants), plot)
         return fn
 
     return deco
@@ -202,6 +202,14 @@ def register(name: str, tag: str, section: str, *, figure: Callable | None = Non
 def select(pattern: str | None = None) -> list[Check]:
     rx = re.compile(pattern) if pattern else None
     return [c for name, c in sorted(REGISTRY.items()) if rx is None or rx.search(name)]
+
+
+def render_figure(check: Check, data, path) -> Path | None:
+    """The check's bound figure (`register(..., figure=fn)`) on its payload ``data``, written to ``path``; None when
+    there is nothing to draw."""
+    if data is None or check.figure is None:
+        return None
+    return check.figure(data, Path(path))
 
 
 def _finite(x: Any):

@@ -225,7 +225,8 @@ def _escape_figure(fig: EscapeFigure, path):
     return plot_escape(fig, path)
 
 
-@register("theorem_a.nonlinear_escape", "bound", "§5", figure=_escape_figure, mutants=("sgd_not_usam",))
+@register("theorem_a.nonlinear_escape", "bound", "§5", figure=_escape_figure, plot="escape",
+          mutants=("sgd_not_usam",))
 def nonlinear_escape(ctx) -> CheckResult:
     """USAM started at x* + e_0 (‖e_0‖ = 1e-6) on a diagonal linear net escapes iff r(T) > 1 (η = 0.7η_c, 1.4η_c).
 
@@ -297,7 +298,8 @@ def _phase_figure(data, path):
     return plot_phase_diagram(data, path)
 
 
-@register("theorem_a.necessary_conditions_hold", "bound", "§5", figure=_phase_figure, mutants=("loose_stability",))
+@register("theorem_a.necessary_conditions_hold", "bound", "§5", figure=_phase_figure,
+          plot="phase-diagram", mutants=("loose_stability",))
 def necessary_conditions_hold(ctx) -> CheckResult:
     """Every stable (η, ρ) grid point satisfies the necessary conditions; with commuting H_i, r(T) equals the
     per-eigendirection criterion max_j g_j exactly (THEORY.md §5). Settings rule: the grid η ∈ [0.05, 1.2]·2/a,

@@ -203,7 +203,8 @@ def sam_minima_flatter(ctx) -> CheckResult:
     return CheckResult(criteria + failed, facts, data)
 
 
-@register("theorem_a.gap_grows_with_width", "trend", "§5", figure=_width_figure, mutants=("sam_is_sgd",))
+@register("theorem_a.gap_grows_with_width", "trend", "§5", figure=_width_figure,
+          plot="moments-width", mutants=("sam_is_sgd",))
 def gap_grows_with_width(ctx) -> CheckResult:
     """Theorem A (iv) on each sweep of `WIDTH_SETTINGS`: the relative gap (SGD − SAM)/SGD of each moment is > 0 by
     > 2 SE at EVERY knob value, and larger at the largest knob value than at the smallest by > 2 SE; at most 1 in 8

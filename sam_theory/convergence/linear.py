@@ -13,6 +13,7 @@ import numpy as np
 
 from ..optim import Optimizer, sam, sgd, usam
 from ..problems import Problem
+from ..stats import mean_se
 from ..train import log_steps, run_many, validate_batch
 from ..validation import check_choice, check_int, check_nonnegative, check_positive
 from .theorem_b_constants import Constants, constants as compute_constants
@@ -162,7 +163,7 @@ def check_linear_convergence(problem: Problem, method: str = "usam", *, eta=None
     losses, diverged, final = train_seeds(problem, opt, keys, steps=steps, batch_size=batch_size,
                                           log_every=log_every, replace=replace, params=params)
     t = log_steps(steps, log_every)
-    mean, se = losses.mean(axis=0), losses.std(axis=0, ddof=1) / np.sqrt(seeds)
+    mean, se = mean_se(losses)
     floor = fit_floor * float(mean[0])
     fit = _fit(t, mean, floor)
     slopes = np.array([getattr(_fit(t, row, floor), "slope", np.nan) for row in losses])

@@ -33,6 +33,7 @@ from jax import lax
 from jax.tree_util import Partial
 
 from ..problems.base import Problem
+from ..stats import mean_se
 from ..validation import CURVATURE_HINT, check_choice, check_finite_params, check_int
 from .dense import per_example_hessians
 from .lanczos import _lanczos
@@ -376,8 +377,8 @@ def _matrix_free_moments(problem, params, b, replace, orders, batches, lanczos_i
     if probes is None:
         traces, trace_se, each_se = total, np.zeros(len(powers)), np.zeros(len(powers))
     else:  # total: (probes, K); each_probe: (probes, K, n)
-        traces, trace_se = total.mean(0), total.std(0, ddof=1) / np.sqrt(probes)
-        each_se = np.asarray(each_probe).mean(2).std(0, ddof=1) / np.sqrt(probes)  # SE of mean_i tr(H_i^k)
+        traces, trace_se = mean_se(total)
+        each_se = mean_se(np.asarray(each_probe).mean(2))[1]  # SE of mean_i tr(H_i^k)
     ends.update({k: (0.0, 0.0, 0.0, 0.0) for k in orders if k == 1})  # S_1 = E H_ξ − H = 0 exactly
     pick = lambda values: {k: values[powers.index(k)] for k in orders}
     tr2 = float(traces[powers.index(2)])

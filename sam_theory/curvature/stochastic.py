@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..stats import mean_se
 from ..validation import check_choice, check_int, check_positive
 from .eigh import eigh
 from .lanczos import REORTHO, lanczos_tridiag, tridiagonal
@@ -77,11 +78,6 @@ def rademacher(key, num: int, size: int, dtype) -> jax.Array:
     return jax.random.rademacher(key, (num, size), dtype=dtype)
 
 
-def _mean_and_se(samples):
-    n = samples.shape[0]
-    return jnp.mean(samples, axis=0), jnp.std(samples, axis=0, ddof=1) / jnp.sqrt(n)
-
-
 def _quadratic_forms(op, vs):
     return jnp.sum(vs * op.matmat(vs), axis=1)
 
@@ -89,7 +85,7 @@ def _quadratic_forms(op, vs):
 @jax.jit(static_argnames=("num_samples",))
 def _hutchinson(op, key, num_samples: int):
     samples = _quadratic_forms(op, rademacher(key, num_samples, op.size, op.dtype))
-    est, se = _mean_and_se(samples)
+    est, se = mean_se(samples)
     return TraceEstimate(est, se, samples, "hutchinson", num_samples)
 
 
@@ -103,7 +99,7 @@ def _hutchpp(op, key, num_samples: int):
     G = rademacher(k_g, probes, op.size, op.dtype)
     G = G - (G @ Q) @ Q.T  # project onto range(Q)^⊥
     samples = _quadratic_forms(op, G)
-    rest, se = _mean_and_se(samples)
+    rest, se = mean_se(samples)
     return TraceEstimate(low_rank + rest, se, samples, "hutch++", num_samples)
 
 
@@ -171,7 +167,7 @@ def slq(op: LinearOperator, f: Callable, num_probes: int = 30, order: int = 30, 
     key = jax.random.key(0) if key is None else key
     theta, weights = _slq_nodes(op, key, f, num_probes, order, reortho)
     samples = jnp.einsum("ji,ji...->j...", weights, f(theta))
-    est, se = _mean_and_se(samples)
+    est, se = mean_se(samples)
     return SLQResult(est, se, samples, num_probes, order)
 
 
@@ -191,7 +187,7 @@ def spectral_density(op: LinearOperator, grid, sigma: float, num_probes: int = 2
     theta, weights = _slq_nodes(op, key, _identity, num_probes, order, reortho)
     kernel = jnp.exp(-0.5 * ((grid[None, None, :] - theta[..., None]) / sigma) ** 2) / (sigma * jnp.sqrt(2 * jnp.pi))
     per_probe = jnp.einsum("ji,jit->jt", weights / op.size, kernel)
-    dens, se = _mean_and_se(per_probe)
+    dens, se = mean_se(per_probe)
     return SpectralDensity(grid, dens, se, float(sigma), num_probes, order)
 
 

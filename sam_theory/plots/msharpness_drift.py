@@ -1,19 +1,31 @@
 """Figure of `msharpness.drift_identity` (THEORY.md §8)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from .style import figure_for, new_figure, save
+from .style import new_figure, save
 
 
-@figure_for("msharpness.drift_identity")
-def plot_drift_identity(data: dict, path):
+@dataclasses.dataclass(frozen=True)
+class DriftData:
+    """Per (m, with/without replacement): ‖excess of m-USAM over n-SAM‖ measured and predicted."""
+
+    m: list
+    replace: list
+    excess_norm: list
+    predicted_norm: list
+    title: str = "m-sharpness drift"
+
+
+def plot_drift_identity(data: DriftData, path):
     """‖E_ξ[m-USAM direction] − n-SAM direction‖ (markers, exact enumeration) against the prediction
     (ρ c_m/2)‖∇ tr Σ_g‖ (lines), c_m = 1/m with and (n−m)/(m(n−1)) without replacement."""
     fig, ax = new_figure()
-    m, rep = np.asarray(data["m"]), np.asarray(data["replace"], dtype=bool)
-    measured, predicted = np.asarray(data["excess_norm"]), np.asarray(data["predicted_norm"])
+    m, rep = np.asarray(data.m), np.asarray(data.replace, dtype=bool)
+    measured, predicted = np.asarray(data.excess_norm), np.asarray(data.predicted_norm)
     for flag, label, color in ((True, "with replacement, c_m = 1/m", "C0"),
                                (False, "without replacement, c_m = (n−m)/(m(n−1))", "C1")):
         sel = rep == flag
@@ -28,6 +40,6 @@ def plot_drift_identity(data: dict, path):
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("micro-batch size m")
     ax.set_ylabel("‖excess of m-USAM over n-SAM‖")
-    ax.set_title(data.get("title", "m-sharpness drift"), fontsize=10)
+    ax.set_title(data.title, fontsize=10)
     ax.legend(fontsize=8)
     return save(fig, path)

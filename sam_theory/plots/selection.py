@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import figure_for, save
+from ..stats import nan_mean_se
+from .style import save
 
 MOMENT_LABELS = {"a": r"$a = \lambda_{\max}(H)$", "s2": r"$s_2 = \lambda_{\max}(S_2)^{1/2}$",
                  "s3": r"$s_3 = \lambda_{\max}(S_3)^{1/3}$", "s4": r"$s_4 = \lambda_{\max}(S_4)^{1/4}$"}
@@ -22,8 +23,7 @@ def plot_moments_vs_width(panels, path, *, title: str = "Minima selected by SGD 
     from matplotlib.ticker import NullFormatter
 
     fig, grid = plt.subplots(2 * len(panels), 4, figsize=(14.4, 3.3 * 2 * len(panels)), constrained_layout=True)
-    band = lambda vals: (np.array([np.nanmean(v) for v in vals]),
-                         np.array([2 * np.nanstd(v, ddof=1) / np.sqrt(np.isfinite(v).sum()) for v in vals]))
+    band = lambda vals: (lambda m, se: (m, 2 * se))(*nan_mean_se(vals, axis=1))
     for row, panel in enumerate(panels):
         knobs = np.array(sorted(panel.points))
         sels = [panel.points[k] for k in knobs]
@@ -51,7 +51,3 @@ def plot_moments_vs_width(panels, path, *, title: str = "Minima selected by SGD 
     fig.suptitle(f"{title}; error bars ±2 SE over seeds", fontsize=10)
     return save(fig, path)
 
-
-@figure_for("theorem_a.gap_grows_with_width")
-def _selection_figure(data, path):
-    return plot_moments_vs_width(data, path)

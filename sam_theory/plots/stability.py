@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import figure_for, new_figure, save
+from .style import new_figure, save
 
 CURVE_STYLE = {"a": ("a + ρa² = 2/η", "C1", "--"), "s2": ("s₂ = 1/√(η(η−2ρ))", "C2", "--"),
                "s3": ("s₃ = (2η²ρ)^(−1/3)", "C3", ":"), "s4": ("s₄ = (ηρ)^(−1/2)", "C4", "-.")}
 
 
-@figure_for("theorem_a.necessary_conditions_hold")
 def plot_phase_diagram(data: dict, path):
     """r(T) on the (η, ρ) grid (colour, log scale), the exact boundary η_c(ρ) (r(T) = 1), the curves where each
     necessary condition becomes tight (each holds below its curve), and Monte Carlo outcomes of the linearized
@@ -73,7 +72,6 @@ def plot_exact_vs_simulated(instances, path):
     return save(fig, path)
 
 
-@figure_for("theorem_a.nonlinear_escape")
 def plot_escape(data: dict, path):
     """‖x_t − x*‖ of USAM from x* + e_0 on a diagonal linear net, below and above η_c. ``data``: the
     `sam_theory.checks.theorem_a.EscapeFigure` of `theorem_a.nonlinear_escape` (traces: η/η_c → EscapeTrace)."""

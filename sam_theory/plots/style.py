@@ -1,24 +1,16 @@
-"""Shared figure helpers and the registry of per-check figures used by `sam-theory verify`."""
+"""Shared figure helpers.
+
+A check's figure is bound to it by reference (`sam_theory.checks.register(..., figure=fn)`), with a typed
+payload.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-FIGURES: dict[str, Callable[[dict, Path], Path]] = {}
-
-
-def figure_for(check_name: str):
-    """Decorator: ``fn(data, path) -> path`` renders the figure of ``check_name``."""
-    def deco(fn):
-        FIGURES[check_name] = fn
-        return fn
-    return deco
-
 
 def new_figure(ncols: int = 1, width: float = 6.0, height: float = 4.2):
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), constrained_layout=True)
@@ -41,10 +33,3 @@ def finish(fig, ax, path, *, xlabel: str, ylabel: str, title: str, grid: str = "
     ax.legend(fontsize=8)
     ax.grid(True, which=grid, alpha=0.3)
     return save(fig, path)
-
-
-def render_check_figure(name: str, data: dict, out_dir) -> Path | None:
-    """Render the figure registered for ``name`` into ``out_dir``, if any and if ``data`` is non-empty."""
-    if not data or name not in FIGURES:
-        return None
-    return FIGURES[name](data, Path(out_dir) / f"{name}.png")

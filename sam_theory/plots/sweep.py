@@ -1,9 +1,38 @@
 """Sweep figures: divergence maps over (η, ρ) grids, running-min gradient norms, and m-sharpness trends."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from .style import figure_for, new_figure, save
+from ..stats import mean_se
+from .style import new_figure, save
+
+
+@dataclasses.dataclass(frozen=True)
+class LightSAMGridData:
+    """The payload of `lightsam.no_divergence_grid`: diverged fractions per (η, ρ) cell for both methods,
+    2/λ_max(x₀) per seed, and LightSAM's running min ‖∇f‖ (lr, rho, seed, logged t) with the slope-fit window."""
+
+    lrs: np.ndarray
+    rhos: np.ndarray
+    light_div: np.ndarray
+    sam_div: np.ndarray
+    edge: np.ndarray
+    t: np.ndarray
+    rmin: np.ndarray
+    window: np.ndarray
+    title: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class MSharpnessData:
+    """The payload of `msharpness.smaller_m_flatter`: per m, per data set, tr ∇²f(x_T) and the test loss."""
+
+    m: list
+    trace: dict
+    test: dict
+    title: str = "m-SAM"
 
 
 def divergence_map(ax, frac, lrs, rhos, title, edge=None):
@@ -25,16 +54,16 @@ def divergence_map(ax, frac, lrs, rhos, title, edge=None):
     return im
 
 
-@figure_for("lightsam.no_divergence_grid")
-def _lightsam_figure(data, path):
+def plot_lightsam_grid(data: LightSAMGridData, path):
+    """Divergence maps of SAM and LightSAM over the (η, ρ) grid, and LightSAM's running min ‖∇f‖ against t."""
     fig, axes = new_figure(3, width=4.8)
-    lrs, rhos = data["lrs"], data["rhos"]
-    divergence_map(axes[0], data["sam_div"], lrs, rhos, "SAM: fraction of seeds diverged", data["edge"])
-    im = divergence_map(axes[1], data["light_div"], lrs, rhos, "LightSAM-AdaGradNorm: fraction diverged",
-                        data["edge"])
+    lrs, rhos = data.lrs, data.rhos
+    divergence_map(axes[0], data.sam_div, lrs, rhos, "SAM: fraction of seeds diverged", data.edge)
+    im = divergence_map(axes[1], data.light_div, lrs, rhos, "LightSAM-AdaGradNorm: fraction diverged",
+                        data.edge)
     fig.colorbar(im, ax=axes[:2], shrink=0.8, label="fraction of seeds diverged")
     ax = axes[2]
-    t, rmin = np.asarray(data["t"]), np.asarray(data["rmin"])  # (lr, rho, seed, T)
+    t, rmin = np.asarray(data.t), np.asarray(data.rmin)  # (lr, rho, seed, T)
     colors = __import__("matplotlib").colormaps["viridis"](np.linspace(0.05, 0.85, len(lrs)))
     j = len(rhos) // 2
     pos = t > 0
@@ -44,30 +73,29 @@ def _lightsam_figure(data, path):
     ref = np.log(t[pos] + 1.0) / np.sqrt(t[pos])
     anchor = np.exp(np.log(rmin[:, j][..., pos][..., -1]).mean())
     ax.loglog(t[pos], ref * anchor / ref[-1], "k--", lw=1.2, label="∝ log t/√t")
-    win = np.asarray(data["window"])
+    win = np.asarray(data.window)
     ax.axvspan(t[win].min(), t[win].max(), color="grey", alpha=0.12, label="slope-fit window")
     ax.set_xlabel("step t")
     ax.set_ylabel("running min of ‖∇f(x_s)‖, s ≤ t (geometric seed mean)")
     ax.set_title("LightSAM: min ‖∇f‖ decays at every η", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("LightSAM vs SAM over a 3-decade (η, ρ) grid — " + data.get("title", ""), fontsize=10)
+    fig.suptitle("LightSAM vs SAM over a 3-decade (η, ρ) grid — " + data.title, fontsize=10)
     return save(fig, path)
 
 
-@figure_for("msharpness.smaller_m_flatter")
-def _msharpness_figure(data, path):
+def plot_msharpness(data: MSharpnessData, path):
+    """tr ∇²f(x_T) and log10 test loss against m: one grey line per data set, mean ± 2 SE in red."""
     fig, axes = new_figure(2, width=4.8)
-    ms = data["m"]
+    ms = data.m
     for ax, key, label in [(axes[0], "trace", "tr ∇²f(x_T)"), (axes[1], "test", "test loss f_test(x_T)")]:
-        vals = [np.asarray(data[key][m]) for m in ms]
+        vals = [np.asarray(getattr(data, key)[m]) for m in ms]
         if key == "test":
             vals = [np.log10(v) for v in vals]
             label = "log10 " + label
         for s in range(len(vals[0])):
             ax.plot(ms, [v[s] for v in vals], color="grey", alpha=0.35, lw=0.8)
-        mean = np.array([v.mean() for v in vals])
-        se = np.array([v.std(ddof=1) / np.sqrt(len(v)) for v in vals])
+        mean, se = mean_se(np.stack(vals, axis=1), axis=0)
         ax.errorbar(ms, mean, yerr=2 * se, color="tab:red", lw=2, capsize=4, label="mean ± 2 SE over data sets")
         ax.set_xscale("log")
         ax.set_xticks(ms, [str(m) for m in ms])
@@ -77,5 +105,5 @@ def _msharpness_figure(data, path):
         ax.grid(True, alpha=0.3)
     axes[0].set_title("flatness (trace of the Hessian) vs m", fontsize=9)
     axes[1].set_title("generalization vs m (grey: one data set; the verdict pairs them)", fontsize=9)
-    fig.suptitle(data.get("title", "m-SAM"), fontsize=10)
+    fig.suptitle(data.title, fontsize=10)
     return save(fig, path)

@@ -18,6 +18,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..optim.base import Optimizer
 from ..problems.base import Problem, as_jax
+from ..stats import mean_se
 from ..train import run, sample_indices, validate_batch
 from ..validation import check_int, check_positive
 from .operator import _apply_T, batches_of, curvature_source, step_map, validate
@@ -116,7 +117,7 @@ def simulate_linearized(hessians, eta, rho, steps: int, num_runs: int, key, batc
                               jax.random.split(k_run, num_runs), e0s, steps=steps, batch_size=batch_size,
                               replace=replace))
     exact = propagate_second_moment(pe, eta, rho, sigma0, steps, batch_size, replace, max_batches=max_batches)
-    return LinearizedSimulation(np.arange(steps + 1), sq.mean(0), sq.std(0, ddof=1) / np.sqrt(num_runs), exact,
+    return LinearizedSimulation(np.arange(steps + 1), *mean_se(sq), exact,
                                 sq[:, -1], num_runs, float(eta), float(rho), batch_size, bool(replace),
                                 "random" if e0 is None else "fixed")
 
