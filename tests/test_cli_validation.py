@@ -84,3 +84,23 @@ def test_atomic_write_cleans_up_on_failure(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         cli._write_json_atomic(tmp_path / "r.json", {"a": 1})
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def failing_check():
+    @checks.register("test.fails", "trend", "§0", mutants=("m",))
+    def _fails(ctx):
+        return checks.registry.CheckResult([checks.registry.above("z", 1.0, 2.0, "z > 2")], {})
+    yield
+    checks.REGISTRY.pop("test.fails")
+
+
+def test_expect_fail_changes_only_the_exit_status(tmp_path, failing_check, capsys):
+    argv = ["verify", "--only", r"^test\.fails$", "--out", str(tmp_path), "--no-cache"]
+    assert cli.main(argv) == 1
+    assert cli.main(argv + ["--expect-fail", r"^test\.fails$"]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED test.fails (declared by --expect-fail" in out and "0/1 checks passed" in out
+    assert cli.main(argv + ["--expect-fail", r"^test\.other$"]) == 1  # only the declared names
+    code, err = _exit_code(argv + ["--expect-fail", "["], capsys)
+    assert code == 2 and "--expect-fail" in err
