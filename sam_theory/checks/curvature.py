@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import (hessian, hessian_moments, hvp, moments_discrepancy, per_example_hessians,
+from ..curvature import (BatchCurvature, hessian, hessian_moments, hvp, moments_discrepancy, per_example_hessians,
                          per_example_hvp, slq, top_eigenvalues, trace)
 from ..problems.tanh_net import TanhNet
 from ..problems import linear_regression
@@ -147,8 +147,8 @@ def moments_matrix_free_vs_dense(ctx) -> CheckResult:
     prob, params = _tanh_net(ctx, n=6 if ctx.quick else 8, d=3 if ctx.quick else 5, width=4 if ctx.quick else 6)
     worst, lines, max_res = 0.0, [], 0.0
     for b, replace in cases:
-        d = hessian_moments(prob, params, batch_size=b, replace=replace)
-        m = hessian_moments(prob, params, batch_size=b, replace=replace, method="matrix_free")
+        d = hessian_moments(BatchCurvature.from_problem(prob, params, b, replace, method="dense"))
+        m = hessian_moments(BatchCurvature.from_problem(prob, params, b, replace, method="matrix_free"))
         max_res = max([max_res, m.a_residual] + [max(r) for r in m.s_residuals.values()])
         ratio = moments_discrepancy(m, d, EXACT_TOL)
         worst = max(worst, ratio)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import enumerate_batches, s2_factor
+from ..curvature import batch_distribution
 from ..optim import Batch, nsam, usam
 from ..problems import as_jax, linear_regression, take
 from .registry import CheckResult, register
@@ -35,7 +35,8 @@ def drift_case(problem, x, rho, m, replace, max_batches=20000):
       (ρ c_m/2) ∇ tr Σ_g(x) by autodiff (no enumeration), c_m = (n−m)/(m(n−1)) without, 1/m with replacement.
     """
     data = as_jax(problem.data)
-    idx, weights = enumerate_batches(problem.n, m, replace, max_batches)
+    dist = batch_distribution(problem.n, m, replace)
+    idx, weights = dist.enumerate(max_batches)
     batches = take(data, jnp.asarray(idx))  # leading axes (B, m)
     opt = usam(1.0, rho)
     directions = jax.vmap(lambda ex: -opt.update(x, (), Batch(ex, problem.batch_loss))[0])(batches)
@@ -51,7 +52,7 @@ def drift_case(problem, x, rho, m, replace, max_batches=20000):
     nsam_dir = -nsam(1.0, rho, "full", normalize=False).update(x, (), Batch(data, problem.batch_loss, full=data))[0]
     excess = expected - nsam_dir
     grad_trace = jax.grad(trace_gradient_covariance, argnums=1)(problem, x, data)
-    factor = s2_factor(problem.n, m, replace)
+    factor = dist.s2_factor()
     reference2 = 0.5 * rho * factor * grad_trace
     wrong_factor = 1.0 / m if not replace else (problem.n - m) / (m * (problem.n - 1))
     return {"rel_expansion": _rel(expected, reference1), "rel_excess": _rel(excess, reference2),

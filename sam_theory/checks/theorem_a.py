@@ -9,10 +9,10 @@ import numpy as np
 
 from ..optim import usam
 from ..problems import diagonal_linear_net, linear_regression
-from ..stability import (critical_learning_rate, curvature_summary, escape_test, mean_step_sharpness, moment_matrix,
-                         necessary_conditions, one_dimensional_rate, phase_diagram_data, simulate_linearized,
-                         spectral_radius, stochastic_moments)
-from ..stability.operator import STABILITY_TOL
+from ..curvature import BatchCurvature
+from ..stability import (STABILITY_TOL, batch_moment_matrices, critical_learning_rate, curvature_summary, escape_test,
+                         mean_step_sharpness, moment_matrix, necessary_conditions, one_dimensional_rate,
+                         phase_diagram_data, simulate_linearized, spectral_radius)
 from ..testing import commuting_hessians, interpolating_diagonal_net, random_psd_hessians
 from .registry import CheckResult, register
 
@@ -26,6 +26,17 @@ def _rel(a, b) -> float:
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
+def _enumerated_moment_matrix(Hi, eta, rho, curv) -> np.ndarray:
+    """E[B_ξ²] = Σ_ξ w_ξ B_ξ² over every enumerated batch (the reference; NumPy)."""
+    idx, w = curv.dist.enumerate()
+    out = np.zeros(Hi.shape[1:])
+    for rows, wi in zip(idx, w):
+        Hx = Hi[rows].mean(0)
+        B = np.eye(Hi.shape[1]) - eta * (Hx + rho * Hx @ Hx)
+        out += wi * B @ B
+    return out
+
+
 @register("theorem_a.moment_identity", "exact", "§5")
 def moment_identity(ctx) -> CheckResult:
     """M = E[(I − ηA_ξ)²] by batch enumeration vs the four-term identity (THEORY.md §5)."""
@@ -37,22 +48,23 @@ def moment_identity(ctx) -> CheckResult:
     hyper = [(0.3, 0.2), (0.9, 0.05), (0.1, 0.6)]
     errors, lines, control = {}, [], 0.0
     for b, rep in configs:
+        curv = BatchCurvature.from_hessians(Hi, b, rep)
         for eta, rho in hyper:
-            M_exp = moment_matrix(Hi, eta, rho, b, rep, method="expectation")
-            M_for = moment_matrix(Hi, eta, rho, b, rep, method="formula")
+            M_exp = _enumerated_moment_matrix(Hi, eta, rho, curv)
+            M_for = moment_matrix(curv, eta, rho)
             errors[(b, rep, eta, rho)] = _rel(M_for, M_exp)
         # failing control: the identity without the S_3 term must miss by far more than round-off
         eta, rho = hyper[0]
-        _, S = stochastic_moments(Hi, b, rep)
-        without_s3 = moment_matrix(Hi, eta, rho, b, rep, method="formula") - 2 * eta**2 * rho * S[3]
-        control = max(control, _rel(without_s3, moment_matrix(Hi, eta, rho, b, rep)))
+        S3 = batch_moment_matrices(curv).S3
+        without_s3 = moment_matrix(curv, eta, rho) - 2 * eta**2 * rho * S3
+        control = max(control, _rel(without_s3, _enumerated_moment_matrix(Hi, eta, rho, curv)))
         lines.append(f"b={b} {'with' if rep else 'without'} replacement: max rel err "
                      f"{max(v for k, v in errors.items() if k[:2] == (b, rep)):.2e}")
     worst = max(errors.values())
     ok = worst < EXACT_RTOL and control > 1e3 * EXACT_RTOL
     detail = (f"n={n}, p={p} random non-commuting PSD H_i = G_iG_iᵀ/p; (η, ρ) ∈ {hyper}. Expectation: Σ_ξ w_ξ B_ξ² "
               f"over all enumerated batches; formula: (I−ηH−ηρH²)² + η(η−2ρ)S_2 + 2η²ρS_3 + η²ρ²S_4 with S_k from "
-              f"curvature.moment_operator (closed-form S_2 factor c_b, enumeration for S_3, S_4 at b>1). Measured: "
+              f"set partitions (THEORY.md §4.1, no enumeration). Measured: "
               f"max relative error max|ΔM|/max|M| < {EXACT_RTOL:g} (float64 round-off of sums of O(1) terms). "
               + "; ".join(lines) + f". Failing control (S_3 term dropped): rel err {control:.2e} (must be > 1e-7).")
     return CheckResult.legacy(ok, worst, EXACT_RTOL, detail)
@@ -60,16 +72,17 @@ def moment_identity(ctx) -> CheckResult:
 
 def _compare_mc(source, rho, b, steps, runs, key, label):
     """Monte Carlo vs exact tr Σ_t at MC_FACTORS·η_c for one instance; the SGD operator as control."""
-    crit = critical_learning_rate(source, rho, b)
+    source = source.with_batch(b)
+    crit = critical_learning_rate(source, rho)
     curves, lines, zmax, control_z, ok = {}, [], 0.0, np.inf, True
     for factor in MC_FACTORS:
         eta = factor * crit.eta
-        r = spectral_radius(source, eta, rho, b)
-        sim = simulate_linearized(source, eta, rho, steps, runs, jax.random.fold_in(key, int(100 * factor)), b)
+        r = spectral_radius(source, eta, rho)
+        sim = simulate_linearized(source, eta, rho, steps, runs, jax.random.fold_in(key, int(100 * factor)))
         z = np.abs(sim.z)
-        sgd = simulate_linearized(source, eta, 0.0, steps, 2, key, b).exact  # the SGD operator's prediction
+        sgd = simulate_linearized(source, eta, 0.0, steps, 2, key).exact  # the SGD operator's prediction
         zc = float(np.max(np.abs(sim.mean_sq - sgd)[1:] / sim.se[1:]))
-        long = simulate_linearized(source, eta, rho, 400, 2, key, b).exact  # power iteration on T
+        long = simulate_linearized(source, eta, rho, 400, 2, key).exact  # power iteration on T
         share = float(sim.final.max() / sim.final.sum())  # tail diagnostic: the largest run's share of the mean
         zmax, control_z = max(zmax, float(z.max())), min(control_z, zc)
         ok &= (r.value < 1) == (factor < 1) and share <= MAX_SHARE
@@ -97,8 +110,8 @@ def exact_vs_simulated(ctx) -> CheckResult:
     # Monte Carlo mean resolves (the share criterion then fails the check); ctx.seed drives the batches
     Hi = random_psd_hessians(8, 4, 0, noise=0.2, base=True)
     prob = linear_regression(8, 4, seed=0)
-    cases = [(Hi, 0.2, 2, "A: n=8, p=4, H_i = C + 0.2·G_iG_iᵀ/p (non-commuting PD), ρ=0.2, b=2"),
-             ((prob, prob.init(None)), 0.2, 2, "B: linear regression n=8, p=4 via per-example HVPs, ρ=0.2, b=2")]
+    cases = [(BatchCurvature.from_hessians(Hi), 0.2, 2, "A: n=8, p=4, H_i = C + 0.2·G_iG_iᵀ/p (non-commuting PD), ρ=0.2, b=2"),
+             (BatchCurvature.from_problem(prob, prob.init(None), method="matrix_free"), 0.2, 2, "B: linear regression n=8, p=4 via per-example HVPs, ρ=0.2, b=2")]
     ok, zmax, control_z, texts, data = True, 0.0, np.inf, [], {}
     for k, (source, rho, b, label) in enumerate(cases):
         o, z, zc, text, d = _compare_mc(source, rho, b, steps, runs, jax.random.fold_in(key, k), label)
@@ -127,12 +140,13 @@ def nonlinear_escape(ctx) -> CheckResult:
     prob, x_star = interpolating_diagonal_net(ctx.seed)
     if not prob.interpolates(x_star, tol=1e-20):
         raise RuntimeError("the constructed x* does not interpolate")
-    crit = critical_learning_rate((prob, x_star), rho, b)
+    curv = BatchCurvature.from_problem(prob, x_star, b)
+    crit = critical_learning_rate(curv, rho)
     mismatches, lines, traces = 0, [], {}
     for factor in (0.7, 1.4):
         eta = factor * crit.eta
-        r = spectral_radius((prob, x_star), eta, rho, b)
-        r_mf = spectral_radius((prob, x_star), eta, rho, b, method="matrix_free", num_iters=80)
+        r = spectral_radius(curv, eta, rho)
+        r_mf = spectral_radius(curv, eta, rho, method="matrix_free", num_iters=80)
         unstable = r.value > 1 + STABILITY_TOL  # r = 1 exactly from the null space of H (p > n)
         res = [escape_test(prob, x_star, usam(eta, rho), eps, steps, jax.random.key(1000 * ctx.seed + s),
                            batch_size=b) for s in range(trials)]
@@ -163,7 +177,8 @@ def critical_lr_decreases_with_rho(ctx) -> CheckResult:
     n, p, b = 8, 4, 2
     Hi = random_psd_hessians(n, p, ctx.seed)
     rhos = RHO_GRID if ctx.quick else RHO_GRID + (1.6, 3.2)
-    crits = [critical_learning_rate(Hi, rho, b) for rho in rhos]
+    curv = BatchCurvature.from_hessians(Hi, b)
+    crits = [critical_learning_rate(curv, rho) for rho in rhos]
     etas = np.array([c.eta for c in crits])
     rel = np.diff(etas) / etas[:-1]
     bound = -1e-10  # strictly decreasing beyond the bisection width (relative 1e-12) and the tolerance shift
@@ -176,8 +191,8 @@ def critical_lr_decreases_with_rho(ctx) -> CheckResult:
                        data={"rho": np.array(rhos), "eta_c": etas})
 
 
-def _grid_radii(Hi, etas, rhos, b):
-    return np.array([[spectral_radius(Hi, eta, rho, b).value for eta in etas] for rho in rhos])
+def _grid_radii(curv, etas, rhos):
+    return np.array([[spectral_radius(curv, eta, rho).value for eta in etas] for rho in rhos])
 
 
 @register("theorem_a.necessary_conditions_hold", "bound", "§5")
@@ -190,20 +205,22 @@ def necessary_conditions_hold(ctx) -> CheckResult:
     data = {}
     for label, Hi in (("commuting", commuting_hessians(n, p, ctx.seed)),
                       ("non-commuting", random_psd_hessians(n, p, ctx.seed))):
-        H, S = stochastic_moments(Hi, b)
-        a, *s_k = curvature_summary(Hi, b)
+        curv = BatchCurvature.from_hessians(Hi, b)
+        mm = batch_moment_matrices(curv)
+        H, S = mm.H, {k: mm.S(k) for k in (2, 3, 4)}
+        a, *s_k = curvature_summary(curv)
         s = dict(zip((2, 3, 4), s_k))
         rhos = np.linspace(0.0, 1.0 / a, n_rho)
         etas = np.linspace(0.05, 1.2, n_eta) * 2 / a
         if label == "commuting":
-            data = phase_diagram_data(Hi, etas, rhos, b, sim_every=3, key=jax.random.key(ctx.seed))
+            data = phase_diagram_data(curv, etas, rhos, sim_every=3, key=jax.random.key(ctx.seed))
             radii = data["radii"]
         else:
-            radii = _grid_radii(Hi, etas, rhos, b)
+            radii = _grid_radii(curv, etas, rhos)
         stable = radii <= 1 + 1e-9
         viol, ratio_max, general = 0, 0.0, 0.0
         for i, rho in enumerate(rhos):
-            top = mean_step_sharpness(Hi, rho, b)
+            top = mean_step_sharpness(curv, rho)
             for j, eta in enumerate(etas):
                 if not stable[i, j]:
                     continue
