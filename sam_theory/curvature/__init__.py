@@ -1,7 +1,7 @@
 """Curvature: exact (dense) and matrix-free Hessian quantities (THEORY.md §4), batch moments by set partitions
 (§4.1)."""
 from .batch_moments import (BatchCurvature, crossing_estimate, dense_operator_bytes, expected_product,
-                            stochastic_moment, word_operator)
+                            partition_term, stochastic_moment, word_operator)
 from .batches import BatchDistribution, batch_distribution, set_partitions
 from .dense import flat_fn, hessian, per_example_hessians
 from .eigh import eigh, eigvalsh
@@ -15,4 +15,4 @@ __all__ = ["hessian", "per_example_hessians", "flat_fn", "LinearOperator", "PerE
            "Eigenpairs", "trace", "TraceEstimate", "slq", "SLQResult", "spectral_density", "SpectralDensity",
            "hessian_moments", "HessianMoments", "moments_discrepancy", "real_root", "eigh", "eigvalsh",
            "BatchCurvature", "BatchDistribution", "batch_distribution", "set_partitions", "expected_product",
-           "stochastic_moment", "word_operator", "crossing_estimate", "dense_operator_bytes"]
+           "stochastic_moment", "word_operator", "partition_term", "crossing_estimate", "dense_operator_bytes"]

@@ -377,6 +377,28 @@ def expected_product(curv: BatchCurvature, word, fixed=(), V=None, *, minus_mean
                          samples=samples)
 
 
+@functools.partial(jax.jit, static_argnames=("word", "sigma"))
+def _partition_term_jit(curv, fixed, V, *, word, sigma):
+    seq = _word_seq(word, fixed, sigma)
+    if curv.size <= curv.n * V.shape[1]:
+        seq = _materialize(curv, seq)
+    return _exact(curv, seq, V)
+
+
+def partition_term(curv: BatchCurvature, word, sigma, fixed=(), V=None):
+    """E_σ V for one set partition σ of the word's "H" positions (one independent index per block; THEORY.md
+    §4.1), exact. ``sigma`` is a tuple of blocks of positions 0..k−1 (`sam_theory.curvature.set_partitions`).
+    For costing single terms (benchmarks) and for tests; `expected_product` sums c_σ E_σ."""
+    fixed = tuple(jnp.asarray(f, curv.dtype) for f in fixed)
+    _check_word(tuple(word), fixed)
+    k = sum(1 for item in word if item == "H")
+    sigma = tuple(tuple(int(t) for t in block) for block in sigma)
+    if sorted(t for block in sigma for t in block) != list(range(k)):
+        raise ValueError(f"sigma must partition the positions 0..{k - 1}, got {sigma}")
+    V = jnp.eye(curv.size, dtype=curv.dtype) if V is None else jnp.asarray(V, curv.dtype)
+    return _partition_term_jit(curv, fixed, V, word=tuple(word), sigma=sigma)
+
+
 def crossing_estimate(curv: BatchCurvature, v, samples: int, key):
     """The crossing term of S_4 in direction v: c_σ·vᵀ[(1/n²)Σ_{i,j} H_iH_jH_iH_j]v with σ = {1,3}{2,4}, estimated
     from ``samples`` uniform pairs (i, j) (each used with its swap (j, i)), as (estimate, standard error, exact
