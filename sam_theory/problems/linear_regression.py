@@ -110,13 +110,12 @@ def linear_regression(n: int, p: int, *, noise: float = 0.0, seed: int = 0, n_te
     w_star = rng.standard_normal(p)
     y = X @ w_star + noise * rng.standard_normal(n)
     prob = LinearRegression(X, y, w_star, noise=noise, seed=seed)
-    if n_test:
-        state = rng.bit_generator.state  # the test rows continue the same stream, drawn only when asked for
+    state = rng.bit_generator.state  # the test rows continue the same stream, drawn only when asked for
 
-        def make():
-            stream = np.random.default_rng()
-            stream.bit_generator.state = state
-            X_test = stream.standard_normal((n_test, p)) / np.sqrt(p)
-            return X_test, X_test @ w_star
-        prob.defer_test_data(make)
+    def make():
+        stream = np.random.default_rng()
+        stream.bit_generator.state = state
+        X_test = stream.standard_normal((n_test, p)) / np.sqrt(p)
+        return X_test, X_test @ w_star
+    prob.defer_test_data(make)
     return prob
