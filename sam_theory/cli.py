@@ -6,16 +6,94 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 
 def _write_json_atomic(path: Path, obj) -> None:
+    """Write ``obj`` as JSON through a unique temporary file in the same folder and `os.replace`; the temporary
+    file is removed if anything fails, so no stray ``*.tmp`` is left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(obj, indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _new_run_dir(parent: Path) -> Path:
+    """A fresh run folder ``parent/<YYYYmmdd-HHMMSS-ffffff>`` (microseconds; ``-1``, ``-2``… if it exists), made
+    with ``exist_ok=False`` so that two runs never share one."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    for i in range(1000):
+        run_dir = parent / (stamp if i == 0 else f"{stamp}-{i}")
+        try:
+            run_dir.mkdir(exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a fresh run folder under {parent}")
+
+
+# --- argument validation: everything is checked before any check or figure runs (argparse errors, exit 2) -------
+def _regex(text: str) -> str:
+    """An argparse type: a valid regular expression."""
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"invalid regular expression {text!r}: {exc}") from None
+    return text
+
+
+def _nonnegative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0 (seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _unwritable(path: Path, *, directory: bool) -> str | None:
+    """Why ``path`` (a file to write, or a folder to create files in) cannot be written, or None.
+
+    Walks up to the deepest existing ancestor, which must be a folder in which a file can be created (tried with a
+    temporary file, so read-only mounts and /proc are caught as well as permissions)."""
+    if path.exists() and (path.is_dir() != directory):
+        return f"{path} is {'not a directory' if directory else 'a directory'}"
+    probe = path if directory and path.exists() else path.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        return f"cannot write in {probe}: {exc.strerror or exc}"
+    return None
+
+
+def _validate_paths(parser: argparse.ArgumentParser, args) -> None:
+    """Refuse output paths that cannot be written before anything runs (``parser.error``: exit 2)."""
+    targets = []
+    if args.command == "verify":
+        targets = [("--out", args.out, True)] + ([("--json", args.json, False)] if args.json else [])
+    elif args.command == "plot":
+        targets = [("--out", args.out, False)]
+    for flag, value, directory in targets:
+        why = _unwritable(Path(value), directory=directory)
+        if why:
+            parser.error(f"argument {flag}: {why}")
 
 
 def _table(records) -> str:
@@ -40,9 +118,7 @@ def verify(args) -> int:
     if not selected:
         print(f"no check matches {args.only!r}; known: {', '.join(sorted(checks.REGISTRY))}", file=sys.stderr)
         return 2
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.out) / stamp
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = _new_run_dir(Path(args.out))
     ctx = checks.Context(quick=args.quick, seed=args.seed, out_dir=run_dir)
     with float64():
         dtype = str(jax.numpy.zeros(()).dtype)
@@ -70,10 +146,10 @@ def verify(args) -> int:
     result = {"platform": jax.default_backend(), "device": str(jax.devices()[0]), "dtype": dtype,
               "jax_version": jax.__version__, "python": platform.python_version(), "quick": args.quick,
               "checks": records}
+    print(_table(records))  # before writing, so a failing write cannot lose the table
     _write_json_atomic(run_dir / "results.json", result)
     if args.json:
         _write_json_atomic(Path(args.json), result)
-    print(_table(records))
     failed = [r for r in records if not r["passed"]]
     for r in failed:
         print(f"\nFAILED {r['name']}: {r['detail']}")
@@ -215,10 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help="run the theorem checks and write runs/<timestamp>/results.json")
     v.add_argument("--quick", action="store_true", help="smaller sizes, for a laptop CPU")
-    v.add_argument("--only", metavar="REGEX", help="run only the checks whose name matches REGEX")
+    v.add_argument("--only", metavar="REGEX", type=_regex, help="run only the checks whose name matches REGEX")
     v.add_argument("--json", metavar="PATH", help="also write the results JSON to PATH")
     v.add_argument("--out", metavar="DIR", default="runs", help="parent folder of the run folder (default runs)")
-    v.add_argument("--seed", type=int, default=0, help="base seed of every check (default 0)")
+    v.add_argument("--seed", type=_nonnegative_int, default=0, help="base seed of every check (default 0)")
     v.add_argument("-v", "--verbose", action="store_true", help="print every check's detail string")
     v.add_argument("--list", action="store_true", help="list the registered checks and exit")
     v.set_defaults(func=verify)
@@ -227,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in PLOT_KINDS.items():
         k = kinds.add_parser(name, help=kind.help, description=kind.help)
         k.add_argument("--out", metavar="PNG", default=f"{name}.png", help=f"output file (default {name}.png)")
-        k.add_argument("--seed", type=int, default=0, help="data and batch seed (default 0)")
+        k.add_argument("--seed", type=_nonnegative_int, default=0, help="data and batch seed (default 0)")
         if kind.add_arguments is not None:
             kind.add_arguments(k)
     pl.set_defaults(func=plot)
@@ -235,7 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (args.command == "verify" and args.list):
+        _validate_paths(parser, args)
     if args.command == "verify" and args.list:
         from . import checks
         for c in checks.select(args.only):

@@ -39,7 +39,7 @@ from . import optim
 from .optim.base import Optimizer
 from .problems.base import Problem, as_jax
 from .train import log_steps, run, run_kwargs, validate_batch
-from .validation import check_finite_array, check_int
+from .validation import check_finite_array, check_int, check_params, check_problem
 
 SEED_AXIS = "seed"
 MESH_AXIS = "grid"
@@ -242,6 +242,9 @@ def sweep(problem: Problem, method, grid: dict, *, steps: int, batch_size: int, 
       method_kwargs: fixed arguments of ``method`` (e.g. ``rho=0.05``, ``m=4``).
     """
     t_start = time.perf_counter()
+    check_problem(problem)
+    if params is not None:
+        check_params("params", params, problem)
     ctor = resolve_method(method)
     steps = check_int("steps", steps, minimum=0)
     log_every = check_int("log_every", log_every)

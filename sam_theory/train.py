@@ -6,7 +6,8 @@ The full training loss f(x_t) is recorded at t = 0, log_every, 2·log_every, …
 
 Divergence never crashes and never leaves a silent NaN: once the parameters become non-finite, or a recorded
 loss is non-finite or exceeds ``max_loss``, the run is flagged ``diverged`` with the step index, the parameters
-stay frozen at their last finite value, and later recorded losses are NaN.
+stay frozen at their last finite value (``History.params_step`` says from which step), and later recorded losses
+are NaN.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 from .optim.base import Batch, Optimizer
 from .problems.base import Problem, as_jax, take
 from .tree import tree_all_finite, tree_norm
-from .validation import check_finite_array, check_int
+from .validation import check_int, check_key, check_optimizer, check_params, check_problem
 
 DEFAULT_DIVERGENCE_FACTOR = 1e10
 
@@ -36,6 +37,7 @@ class TrainOutput(NamedTuple):
     state: Any
     diverged: jax.Array
     diverged_at: jax.Array
+    params_step: jax.Array  # the step t whose x_t ``params`` is (``steps``, or earlier after divergence)
 
 
 @dataclasses.dataclass
@@ -47,11 +49,15 @@ class History:
       losses: full training loss f(x_t) at those steps (NaN after divergence).
       test_losses: test loss at those steps, or None if the problem has no test data.
       grad_norms: ‖∇f(x_t)‖ at those steps if ``track_grad_norm`` was set, else None.
-      params: final parameters (the last finite ones if the run diverged).
+      params: final parameters x_T; if the run diverged, the last ones kept: x_{params_step}.
       state: final optimizer state.
       diverged: whether the run diverged.
       diverged_at: the step index of divergence, or None.
       config: what was run (problem, optimizer, trainer arguments).
+      params_step: the step t of the parameters held in ``params``: ``steps`` for a run that did not diverge;
+        after divergence, diverged_at − 1 when the update to step diverged_at turned non-finite (x_{t−1} is the
+        last finite point), or diverged_at when the recorded loss there was non-finite or above max_loss (the
+        parameters of that step are kept: finite, but possibly huge).
     """
 
     steps: np.ndarray
@@ -63,6 +69,7 @@ class History:
     diverged: bool
     diverged_at: int | None
     config: dict
+    params_step: int | None = None
 
     @property
     def final_loss(self) -> float:
@@ -106,7 +113,7 @@ def run(optimizer: Optimizer, params, key, data, test_data=None, *, loss_fn, ste
         return f, (masked(f), masked(tl), masked(gn))
 
     def step(carry, _):
-        params, state, key, diverged, diverged_at, t = carry
+        params, state, key, diverged, diverged_at, t, params_step = carry
         key, k_batch, k_extra, k_opt = jax.random.split(key, 4)
         examples = take(data, sample_indices(k_batch, n, batch_size, replace))
         extra = take(data, sample_indices(k_extra, n, batch_size, replace)) if "extra" in optimizer.needs else None
@@ -120,31 +127,32 @@ def run(optimizer: Optimizer, params, key, data, test_data=None, *, loss_fn, ste
         keep = lambda old, new: jnp.where(diverged, old, new)
         params = jax.tree.map(keep, params, new_params)
         state = jax.tree.map(keep, state, new_state)
-        return (params, state, key, diverged, diverged_at, t + 1), None
+        params_step = jnp.where(diverged, params_step, t + 1)
+        return (params, state, key, diverged, diverged_at, t + 1, params_step), None
 
     def segment(carry, length):
         carry, _ = jax.lax.scan(step, carry, None, length=length)
-        params, state, key, diverged, diverged_at, t = carry
+        params, state, key, diverged, diverged_at, t, params_step = carry
         f, rec = record(params, diverged)
         bad = (~jnp.isfinite(f) | (f > max_loss_)) & ~diverged
         diverged_at = jnp.where(bad, t, diverged_at)
         diverged = diverged | bad
         rec = tuple(jnp.where(diverged, nan, r) for r in rec)
-        return (params, state, key, diverged, diverged_at, t), rec
+        return (params, state, key, diverged, diverged_at, t, params_step), rec
 
     state = optimizer.init(params)
     f0, rec0 = record(params, jnp.array(False))
     max_loss_ = DEFAULT_DIVERGENCE_FACTOR * jnp.maximum(f0, 1.0) if max_loss is None else max_loss
     diverged0 = ~jnp.isfinite(f0)
-    carry = (params, state, key, diverged0, jnp.where(diverged0, 0, -1), jnp.array(0))
+    carry = (params, state, key, diverged0, jnp.where(diverged0, 0, -1), jnp.array(0), jnp.array(0))
     num_full, rest = divmod(steps, log_every)
     carry, recs = jax.lax.scan(lambda c, _: segment(c, log_every), carry, None, length=num_full)
     recs = [jnp.concatenate([r0[None], r]) for r0, r in zip(rec0, recs)]
     if rest:
         carry, rec_last = segment(carry, rest)
         recs = [jnp.concatenate([r, last[None]]) for r, last in zip(recs, rec_last)]
-    params, state, _, diverged, diverged_at, _ = carry
-    return TrainOutput(recs[0], recs[1], recs[2], params, state, diverged, diverged_at)
+    params, state, _, diverged, diverged_at, _, params_step = carry
+    return TrainOutput(recs[0], recs[1], recs[2], params, state, diverged, diverged_at, params_step)
 
 
 _run_jit = jax.jit(run, static_argnames=("loss_fn", "steps", "batch_size", "log_every", "replace",
@@ -182,15 +190,15 @@ def train(problem: Problem, optimizer: Optimizer, *, steps: int, batch_size: int
       max_loss: a recorded loss above this flags divergence (default 1e10 · max(f(x_0), 1)).
       track_grad_norm: also record ‖∇f(x_t)‖ at the logged steps.
     """
+    check_problem(problem)
+    check_optimizer(optimizer)
+    check_key("key", key)
     steps = check_int("steps", steps, minimum=0)
     log_every = check_int("log_every", log_every)
     batch_size = validate_batch(problem, batch_size, replace)
     if max_loss is not None and not float(max_loss) > 0:  # inf is allowed: flag only non-finite losses
         raise ValueError(f"max_loss must be > 0, got {max_loss!r}")
-    if params is None:
-        params = problem.init(key)
-    for leaf in jax.tree.leaves(params):
-        check_finite_array("params", leaf)
+    params = problem.init(key) if params is None else check_params("params", params, problem)
     data = as_jax(problem.data)
     test_data = as_jax(problem.test_data) if problem.test_data is not None else None
     params = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), params)
@@ -204,7 +212,7 @@ def train(problem: Problem, optimizer: Optimizer, *, steps: int, batch_size: int
         test_losses=np.asarray(out.test_losses) if test_data is not None else None,
         grad_norms=np.asarray(out.grad_norms) if track_grad_norm else None,
         params=out.params, state=out.state, diverged=diverged,
-        diverged_at=int(out.diverged_at) if diverged else None,
+        diverged_at=int(out.diverged_at) if diverged else None, params_step=int(out.params_step),
         config={"problem": problem.describe(), "optimizer": optimizer.describe(), "steps": steps,
                 "batch_size": batch_size, "log_every": log_every, "replace": replace},
     )

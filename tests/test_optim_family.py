@@ -2,6 +2,8 @@
 reference on linear regression (closed-form gradients a_i(a_iᵀw − y_i)), base optimizers against optax applied to
 the hand-computed descent gradient, input validation, no NaN at a stationary point, vmap over hyperparameters,
 determinism and the trainer."""
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from sam_theory import train
 from sam_theory.optim import (Batch, asam, fsam, lightsam, msam, nsam, rwsam, sam, sgd, usam)
+from sam_theory.precision import float64
 from sam_theory.problems import as_jax, linear_regression
 
 LR, RHO, DELTA = 0.3, 0.05, 1e-12
@@ -208,20 +211,25 @@ def test_nsam_without_its_data_raises(lin):
         nsam(LR, RHO, "full").step(jnp.asarray(w), (), batch)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("name", PERTURBED)
-def test_no_nan_at_exact_stationary_point(name, x64):
+def test_no_nan_at_exact_stationary_point(name, dtype):
     """At an exact stationary point (labels y = 0 and w = 0, so every g_i = 0 in floating point) every method must
-    return w unchanged (ε = 0 by the δ guard), not NaN."""
-    prob = linear_regression(N, 20, seed=0)
-    data = (jnp.asarray(prob.X), jnp.zeros(N))
-    batch = Batch(data, prob.batch_loss, full=data, extra=data)
-    bases = ("sgd", "momentum", "adam", "adagrad_norm", "adagrad") if name == "sam" else (None,)
-    for base in bases:  # LightSAM's default base is its adaptive descent (AdaGrad-Norm, AdaGrad or Adam)
-        opt = CONSTRUCTORS[name](**({} if base is None else {"base": base}))
-        w = jnp.zeros(20)
-        new, state = opt.step(w, opt.init(w), batch, jax.random.key(0))
-        assert all(np.all(np.isfinite(s)) for s in jax.tree.leaves(state))
-        np.testing.assert_array_equal(new, w)
+    return w unchanged (ε = 0 by the δ guard), not NaN, in every dtype: the default δ = 1e-12 rounds to 0 in
+    float16, so the guard must be raised to a representable value (`optim.scaling.guard`)."""
+    with float64() if dtype == "float64" else contextlib.nullcontext():
+        dt = jnp.dtype(dtype)
+        prob = linear_regression(N, 20, seed=0)
+        data = (jnp.asarray(prob.X, dt), jnp.zeros(N, dt))
+        batch = Batch(data, prob.batch_loss, full=data, extra=data)
+        bases = ("sgd", "momentum", "adam", "adagrad_norm", "adagrad") if name == "sam" else (None,)
+        for base in bases:  # LightSAM's default base is its adaptive descent (AdaGrad-Norm, AdaGrad or Adam)
+            opt = CONSTRUCTORS[name](**({} if base is None else {"base": base}))
+            w = jnp.zeros(20, dt)
+            new, state = opt.step(w, opt.init(w), batch, jax.random.key(0))
+            assert all(np.all(np.isfinite(np.asarray(s, np.float64))) for s in jax.tree.leaves(state)), base
+            assert new.dtype == dt
+            np.testing.assert_array_equal(np.asarray(new, np.float64), np.zeros(20))
 
 
 @pytest.mark.parametrize("name", list(CONSTRUCTORS))

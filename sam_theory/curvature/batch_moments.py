@@ -43,7 +43,7 @@ from jax.tree_util import Partial
 
 from ..memory import array_bytes, check_fits, fits
 from ..problems.base import Problem
-from ..validation import check_choice, check_finite_array, check_int
+from ..validation import CURVATURE_HINT, check_choice, check_finite_array, check_finite_params, check_int
 from .batches import BatchDistribution, batch_distribution, is_crossing
 from .dense import per_example_hessians
 from .operators import LinearOperator, per_example_hvp
@@ -153,6 +153,7 @@ class BatchCurvature:
             raise ValueError(f"problem must be a Problem, got {type(problem).__name__}")
         check_choice("method", method, METHODS)
         dist = batch_distribution(problem.n, batch_size, replace)
+        check_finite_params("params", params, CURVATURE_HINT)
         pe = per_example_hvp(problem, params)
         nbytes = array_bytes((pe.n, pe.size, pe.size), pe.dtype)
         if method == "auto":
@@ -162,6 +163,10 @@ class BatchCurvature:
                        "use method='matrix_free' (per-example HVPs) or method='auto'")
             Hi = per_example_hessians(problem, params, memory_budget=memory_budget)
             Hi = jnp.reshape(Hi, (pe.n, pe.size, pe.size))
+            if not bool(jnp.isfinite(Hi).all()):
+                raise ValueError(f"the per-example Hessians at params overflow {Hi.dtype} (max |params| = "
+                                 f"{max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(params)):.3g})"
+                                 f"{CURVATURE_HINT}")
             return BatchCurvature(None, 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2)), dist, pe.size, pe.dtype)
         return BatchCurvature(pe, None, dist, pe.size, pe.dtype)
 

@@ -8,7 +8,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..memory import array_bytes, check_fits
 from ..problems.base import Problem, as_jax
-from ..validation import check_int
+from ..validation import CURVATURE_HINT, check_finite_params, check_int
 from .operators import hvp
 
 
@@ -25,8 +25,9 @@ def hessian(fn, params, chunk_size: int | None = None, *, memory_budget=None) ->
     linearized once (`hvp`) and the columns H e_j are built c at a time by a vmapped HVP inside ``lax.map``, so
     the working memory beyond the (p, p) result is O(c·p) plus one set of linearization residuals.
     The p² result is checked against ``memory_budget`` (bytes; None: `sam_theory.memory.default_budget`) before
-    anything is built: `ValueError` with the estimate when it does not fit.
+    anything is built: `ValueError` with the estimate when it does not fit. Non-finite params raise a `ValueError`.
     """
+    check_finite_params("params", params, CURVATURE_HINT)
     flat = ravel_pytree(params)[0]
     check_fits(f"hessian (p = {flat.shape[0]}: a dense p×p matrix)", array_bytes((flat.shape[0],) * 2, flat.dtype),
                memory_budget, "use the matrix-free hvp(fn, params) with lanczos / top_eigenvalues / trace")
@@ -49,8 +50,10 @@ def per_example_hessians(problem: Problem, params, *, memory_budget=None) -> jax
     """H_i = ∇²f_i(params) for every example, shape (n, p, p), vmapped over examples (THEORY.md §1, §4).
 
     The n·p² result is checked against ``memory_budget`` (bytes; None: `sam_theory.memory.default_budget`)
-    before anything is built: `ValueError` with the estimate and the matrix-free alternative.
+    before anything is built: `ValueError` with the estimate and the matrix-free alternative. Non-finite params
+    raise a `ValueError`.
     """
+    check_finite_params("params", params, CURVATURE_HINT)
     flat = ravel_pytree(params)[0]
     check_fits(f"per_example_hessians (n = {problem.n}, p = {flat.shape[0]}: n·p² entries)",
                array_bytes((problem.n, flat.shape[0], flat.shape[0]), flat.dtype), memory_budget,

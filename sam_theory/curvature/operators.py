@@ -22,6 +22,7 @@ from jax.flatten_util import ravel_pytree
 from jax.tree_util import Partial
 
 from ..problems.base import Problem, as_jax, take
+from ..validation import CURVATURE_HINT, check_finite_params
 
 
 @jax.jit
@@ -152,8 +153,10 @@ def hvp(fn: Callable, params) -> LinearOperator:
 
     Forward-over-reverse: ``jax.linearize(jax.grad(f), x)`` runs the forward and backward pass once and keeps
     their residuals; each product then evaluates only the linear jvp of the gradient (≈ one extra gradient's
-    cost). Works on raveled vectors and on parameter pytrees, and is vmappable (``op.matmat``).
+    cost). Works on raveled vectors and on parameter pytrees, and is vmappable (``op.matmat``). Non-finite params
+    raise a `ValueError`.
     """
+    check_finite_params("params", params, CURVATURE_HINT)
     flat, unravel = ravel_pytree(params)[0], Unravel.of(params)
     lin = _linearize_grad(_FlatLoss(fn, unravel), flat)  # compiled once per (fn, structure): cache hits after
     return LinearOperator(lin, flat.shape[0], flat.dtype, unravel)
@@ -240,8 +243,9 @@ def per_example_hvp(problem: Problem, params) -> PerExampleHVP:
     """Per-example HVPs (H_i u_i)_i, vmapped over the n examples of ``problem`` (THEORY.md §4).
 
     Linearizes the stacked per-example gradient X ↦ (∇f_i(X_i))_{i=1..n} once at X_i = params, so a product
-    with all n Hessians costs one vmapped tangent pass.
+    with all n Hessians costs one vmapped tangent pass. Non-finite params raise a `ValueError`.
     """
+    check_finite_params("params", params, CURVATURE_HINT)
     flat, unravel = ravel_pytree(params)[0], Unravel.of(params)
     data = as_jax(problem.data)
     loss = _FlatLoss(problem.per_example_loss, unravel)

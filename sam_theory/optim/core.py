@@ -95,7 +95,7 @@ def perturb_then_descend(perturb, init_state=None):
     """
 
     def init_fn(opt, params):
-        tx = base_transform(opt)
+        tx = base_transform(opt, params)
         if tx is None and init_state is None:
             return ()
         method_state = () if init_state is None else init_state(opt, params)
@@ -104,7 +104,7 @@ def perturb_then_descend(perturb, init_state=None):
     def update_fn(opt, params, state, batch, key):
         method_state, base_state = (state.perturbation, state.base) if isinstance(state, SAMState) else ((), ())
         g_hat, method_state = descent_gradient(perturb, opt, params, method_state, batch, key)
-        tx = base_transform(opt)
+        tx = base_transform(opt, params)
         if tx is None:
             updates = jax.tree.map(lambda g: -opt.hparams["lr"] * g, g_hat)
         else:

@@ -21,10 +21,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..tree import tree_scale, tree_sq_norm
 from ..validation import check_choice, check_nonnegative
 from .base import Optimizer
 from .core import make_optimizer, perturb_then_descend, check_below_one
+from .scaling import guard, tree_acc_dtype, tree_norm
 
 VARIANTS = ("adagrad_norm", "adagrad", "adam")
 DEFAULT_EPS = {"adagrad_norm": 1e-12, "adagrad": 1e-12, "adam": 1e-8}
@@ -36,38 +36,66 @@ class AdamMoments(NamedTuple):
     nu: object
 
 
+def adagrad_norm_perturbation(g, u, rho, eps):
+    """u_t = u_{t−1} + ‖g‖², ε = ρ g/(√u_t + δ); returns (ε, u_t). ‖g‖² and u live in the accumulation dtype,
+    ε is one scaling rounded once to g's dtype (`optim.scaling`)."""
+    dtype = tree_acc_dtype(g)
+    u = u + jnp.square(tree_norm(g, dtype))
+    denom = jnp.sqrt(u) + guard(eps, dtype)
+    return jax.tree.map(lambda gi: (rho * (gi.astype(dtype) / denom)).astype(gi.dtype), g), u
+
+
+def adagrad_perturbation(g, u, rho, eps):
+    """U_t = U_{t−1} + g⊙g, ε = ρ g/(√U_t + δ) coordinate-wise; returns (ε, U_t) (U in the accumulation dtype)."""
+    dtype = tree_acc_dtype(g)
+    u = jax.tree.map(lambda s, gi: s + jnp.square(gi.astype(dtype)), u, g)
+    delta = guard(eps, dtype)
+    return jax.tree.map(lambda gi, s: (rho * (gi.astype(dtype) / (jnp.sqrt(s) + delta))).astype(gi.dtype), g, u), u
+
+
+def adam_perturbation(g, state, rho, b1, b2, delta, bias_correction=True):
+    """Adam moments of g (accumulation dtype), ε = ρ m̂/(√v̂ + δ) rounded once to g's dtype; returns (ε, state).
+
+    b1, b2 are rounded to the accumulation dtype first, so that 1 − b and the bias correction 1 − b^t use the same
+    value (with b2 = 0.999 in float32, 1 − 0.999 and 1 − float32(0.999) differ by 1.3e-5 relative).
+    """
+    dtype = tree_acc_dtype(g)
+    b1, b2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
+    count = state.count + 1
+    mu = jax.tree.map(lambda m, gi: b1 * m + (1 - b1) * gi.astype(dtype), state.mu, g)
+    nu = jax.tree.map(lambda v, gi: b2 * v + (1 - b2) * jnp.square(gi.astype(dtype)), state.nu, g)
+    c1, c2 = (1 - b1 ** count, 1 - b2 ** count) if bias_correction else (1.0, 1.0)
+    delta = guard(delta, dtype)
+    eps = jax.tree.map(lambda m, v, gi: (rho * ((m / c1) / (jnp.sqrt(v / c2) + delta))).astype(gi.dtype), mu, nu, g)
+    return eps, AdamMoments(count, mu, nu)
+
+
 def _adagrad_norm_perturb(opt, params, g, u, batch, key):
-    u = u + tree_sq_norm(g)
-    return tree_scale(g, opt.hparams["rho"] / (jnp.sqrt(u) + opt.option("eps"))), u
+    return adagrad_norm_perturbation(g, u, opt.hparams["rho"], opt.option("eps"))
 
 
 def _adagrad_perturb(opt, params, g, u, batch, key):
-    u = jax.tree.map(lambda s, gi: s + gi * gi, u, g)
-    rho, eps = opt.hparams["rho"], opt.option("eps")
-    return jax.tree.map(lambda gi, s: rho * gi / (jnp.sqrt(s) + eps), g, u), u
+    return adagrad_perturbation(g, u, opt.hparams["rho"], opt.option("eps"))
 
 
 def _adam_perturb(opt, params, g, state, batch, key):
     hp = opt.hparams
-    b1, b2, delta = hp["ascent_b1"], hp["ascent_b2"], hp["ascent_eps"]
-    count = state.count + 1
-    mu = jax.tree.map(lambda m, gi: b1 * m + (1 - b1) * gi, state.mu, g)
-    nu = jax.tree.map(lambda v, gi: b2 * v + (1 - b2) * gi * gi, state.nu, g)
-    c1, c2 = (1 - b1 ** count, 1 - b2 ** count) if opt.option("bias_correction") else (1.0, 1.0)
-    eps = jax.tree.map(lambda m, v: hp["rho"] * (m / c1) / (jnp.sqrt(v / c2) + delta), mu, nu)
-    return eps, AdamMoments(count, mu, nu)
+    return adam_perturbation(g, state, hp["rho"], hp["ascent_b1"], hp["ascent_b2"], hp["ascent_eps"],
+                             opt.option("bias_correction"))
 
 
 def _scalar_init(opt, params):
-    return jnp.asarray(opt.hparams["u0"], dtype=jnp.result_type(*jax.tree.leaves(params)))
+    return jnp.asarray(opt.hparams["u0"], dtype=tree_acc_dtype(params))
 
 
 def _coordinate_init(opt, params):
-    return jax.tree.map(lambda x: jnp.full_like(x, opt.hparams["u0"]), params)
+    dtype = tree_acc_dtype(params)
+    return jax.tree.map(lambda x: jnp.full(x.shape, opt.hparams["u0"], dtype), params)
 
 
 def _adam_init(opt, params):
-    zeros = jax.tree.map(jnp.zeros_like, params)
+    dtype = tree_acc_dtype(params)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, dtype), params)
     return AdamMoments(jnp.zeros((), jnp.int32), zeros, zeros)
 
 

@@ -25,6 +25,7 @@ from ..validation import check_choice, check_nonnegative, check_positive
 from .base import Optimizer
 from .core import DEFAULT_EPS, make_optimizer, perturb_then_descend
 from .sam import sam_perturbation
+from .scaling import normalized, rows_norm, tree_acc_dtype
 
 PROXIES = ("grad_norm", "finite_difference")
 
@@ -43,15 +44,17 @@ def gibbs_weights(scores, temperature):
 def sharpness_proxies(loss_fn, params, examples, proxy, radius, eps=DEFAULT_EPS):
     """Per-sample sharpness proxies s_i and the per-sample gradients (module docstring)."""
     losses, grads = per_example_losses_and_grads(loss_fn, params, examples)
-    norms = jnp.sqrt(sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in jax.tree.leaves(grads)))
+    dtype = tree_acc_dtype(grads)
+    norms = rows_norm(grads, dtype)  # per-sample ‖∇f_i‖ without overflow/underflow (`optim.scaling`)
     if proxy == "grad_norm":
         return norms, grads
 
-    def fd(example, g, norm):
-        shifted = jax.tree.map(lambda x, gi: x + radius * gi / (norm + eps), params, g)
+    def fd(example, g):
+        step = normalized(g, radius, eps)  # r ∇f_i/(‖∇f_i‖ + δ), one scaling
+        shifted = jax.tree.map(jnp.add, params, step)
         return loss_fn(shifted, jax.tree.map(lambda x: x[None], example))
 
-    return jax.vmap(fd)(examples, grads, norms) - losses, grads
+    return jax.vmap(fd)(examples, grads) - losses, grads
 
 
 def _rwsam_perturb(opt, params, g, state, batch, key):
@@ -60,7 +63,7 @@ def _rwsam_perturb(opt, params, g, state, batch, key):
     scores, grads = sharpness_proxies(batch.loss_fn, params, batch.examples, opt.option("proxy"), radius,
                                       opt.option("eps"))
     w = jax.lax.stop_gradient(gibbs_weights(scores, hp["temperature"]))
-    g_w = jax.tree.map(lambda gi: jnp.tensordot(w, gi, axes=1), grads)
+    g_w = jax.tree.map(lambda gi, x: jnp.tensordot(w, gi.astype(w.dtype), axes=1).astype(x.dtype), grads, params)
     if batch.penalty_fn is not None and batch.perturb_penalty:
         g_w = jax.tree.map(jnp.add, g_w, jax.grad(batch.penalty_fn)(params))
     return sam_perturbation(g_w, hp["rho"], opt.option("eps"), opt.option("normalize", True)), state

@@ -6,20 +6,23 @@ the update (SGD: x − η ĝ).
 """
 from __future__ import annotations
 
-from ..tree import tree_add_scaled, tree_norm
 from ..validation import check_nonnegative
 from .base import Optimizer
 from .core import DEFAULT_EPS, make_optimizer, perturb_then_descend
+from .scaling import normalized, scale_to
 
 
 def sam_perturbation(g, rho, eps=DEFAULT_EPS, normalize=True):
-    """ε = ρ g / (‖g‖ + eps) if ``normalize`` else ρ g (THEORY.md §2).
+    """ε = ρ g / (‖g‖ + eps) if ``normalize`` else ρ g (THEORY.md §2), as one scaling of g (`optim.scaling`).
 
-    The guard ``eps`` keeps ε = 0 (not NaN) at an exact stationary point g = 0, where optax's SAM gives NaN.
+    The guard ``eps`` keeps ε = 0 (not NaN) at an exact stationary point g = 0, where optax's SAM gives NaN; a
+    positive eps is raised to the smallest normal number of the accumulation dtype so it never rounds to zero
+    (float16), and eps = 0 is the unguarded normalization. Norm and scale are computed in float32 for
+    float16/bfloat16 gradients, and ε is rounded once to g's dtype: relative error within a few ulps of the dtype.
     """
     if normalize:
-        return tree_add_scaled(g, g, rho / (tree_norm(g) + eps) - 1.0)
-    return tree_add_scaled(g, g, rho - 1.0)
+        return normalized(g, rho, eps)
+    return scale_to(g, rho)
 
 
 def sam_perturb(opt, params, g, state, batch, key):

@@ -4,18 +4,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..tree import tree_norm, tree_scale
 from ..validation import check_nonnegative
 from .base import Optimizer
 from .core import DEFAULT_EPS, check_below_one, make_optimizer, perturb_then_descend
+from .scaling import normalized, tree_acc_dtype
 
 
 def asam_perturbation(params, g, rho, kappa, eps=DEFAULT_EPS):
-    """ε = ρ T² g / (‖T g‖ + eps), T = diag(|x| + κ) (THEORY.md §2); ε = 0 at g = 0."""
-    t = jax.tree.map(lambda x: jnp.abs(x) + kappa, params)
-    tg = jax.tree.map(jnp.multiply, t, g)
-    scale = rho / (tree_norm(tg) + eps)
-    return jax.tree.map(lambda ti, tgi: scale * ti * tgi, t, tg)
+    """ε = ρ T² g / (‖T g‖ + eps), T = diag(|x| + κ) (THEORY.md §2); ε = 0 at g = 0.
+
+    Computed as T ⊙ (ρ Tg/(‖Tg‖ + δ)) in the accumulation dtype, rounded once to g's dtype (`optim.scaling`).
+    """
+    dtype = tree_acc_dtype(g)
+    t = jax.tree.map(lambda x: jnp.abs(x.astype(dtype)) + kappa, params)
+    tg = jax.tree.map(lambda ti, gi: ti * gi.astype(dtype), t, g)
+    unit = normalized(tg, rho, eps, like=tg)
+    return jax.tree.map(lambda ti, ui, gi: (ti * ui).astype(gi.dtype), t, unit, g)
 
 
 def _asam_perturb(opt, params, g, state, batch, key):
@@ -25,11 +29,13 @@ def _asam_perturb(opt, params, g, state, batch, key):
 def fsam_perturbation(g, momentum, rho, sigma, lmbda, eps=DEFAULT_EPS):
     """F-SAM: d_t = g − σ m_{t−1};  m_t = λ m_{t−1} + (1 − λ) g;  ε = ρ d_t/(‖d_t‖ + eps) (THEORY.md §2).
 
-    d_t uses the previous m_{t−1} (the official ordering), then m is updated. Returns (ε, m_t).
+    d_t uses the previous m_{t−1} (the official ordering), then m is updated. Returns (ε, m_t). d_t and its scaling
+    are computed in the accumulation dtype, ε rounded once to g's dtype (`optim.scaling`).
     """
-    d = jax.tree.map(lambda gi, mi: gi - sigma * mi, g, momentum)
-    new_momentum = jax.tree.map(lambda mi, gi: lmbda * mi + (1.0 - lmbda) * gi, momentum, g)
-    return tree_scale(d, rho / (tree_norm(d) + eps)), new_momentum
+    dtype = tree_acc_dtype(g)
+    d = jax.tree.map(lambda gi, mi: gi.astype(dtype) - sigma * mi.astype(dtype), g, momentum)
+    new_momentum = jax.tree.map(lambda mi, gi: (lmbda * mi + (1.0 - lmbda) * gi).astype(mi.dtype), momentum, g)
+    return normalized(d, rho, eps, like=g), new_momentum
 
 
 def _fsam_perturb(opt, params, g, state, batch, key):

@@ -66,7 +66,11 @@ class Problem:
         raise NotImplementedError
 
     def init(self, key) -> Params:
-        """Initial parameters (masked entries are exactly 0)."""
+        """Initial parameters (masked entries are exactly 0).
+
+        Random entries are drawn in float64 and rounded to the current default float (`problems.draw.normal`), so
+        the same key gives the same initial point in float32 and under `float64()`, to float32 precision.
+        """
         return apply_mask(self._init(key), self.mask)
 
     def per_example_loss(self, params: Params, example: Example):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..validation import check_int, check_nonnegative, check_positive
 from .base import Problem
+from .draw import normal
 from .masks import apply_mask
 
 
@@ -24,6 +25,9 @@ class MatrixFactorization(Problem):
                  pruner="random", weight_decay=0.0, perturb_weight_decay=False):
         self.rows, self.cols = check_int("rows", rows), check_int("cols", cols)
         self.rank_star, self.rank = check_int("rank_star", rank_star), check_int("rank", rank)
+        if rank_star > min(rows, cols):
+            raise ValueError(f"rank_star must be <= min(rows, cols) = {min(rows, cols)} (the rank of a {rows}x{cols} "
+                             f"matrix), got rank_star={rank_star}")
         if rank < rank_star:
             raise ValueError(f"rank must be >= rank_star, got rank={rank}, rank_star={rank_star}")
         self.init_scale = float(check_positive("init_scale", init_scale))
@@ -47,8 +51,8 @@ class MatrixFactorization(Problem):
 
     def _init(self, key):
         ku, kv = jax.random.split(key)
-        return {"U": self.init_scale * jax.random.normal(ku, (self.rows, self.rank)),
-                "V": self.init_scale * jax.random.normal(kv, (self.cols, self.rank))}
+        return {"U": self.init_scale * normal(ku, (self.rows, self.rank)),
+                "V": self.init_scale * normal(kv, (self.cols, self.rank))}
 
     def _loss(self, params, example):
         return 0.5 * (self._entry(params, example) - example[2]) ** 2

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..validation import check_int
 from .base import Problem
+from .draw import normal
 from .masks import apply_mask
 
 X_1D = (np.arange(-5.5, 6.0, 1.0)) / 4 + 0.07
@@ -36,8 +37,8 @@ class ReLU1D(Problem):
     def _init(self, key):
         kw, kb, kv = jax.random.split(key, 3)
         m = self.width
-        return {"w": jax.random.normal(kw, (m,)), "b": jax.random.normal(kb, (m,)),
-                "v": jax.random.normal(kv, (m,)) / np.sqrt(m), "c": jnp.zeros(())}
+        return {"w": normal(kw, (m,)), "b": normal(kb, (m,)),
+                "v": normal(kv, (m,)) / np.sqrt(m), "c": jnp.zeros(())}
 
     @staticmethod
     def _forward(params, x):

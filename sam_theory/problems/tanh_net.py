@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import Problem
+from .draw import normal
 from ..validation import check_int
 
 
@@ -25,8 +26,8 @@ class TanhNet(Problem):
 
     def init(self, key):
         kw, kv = jax.random.split(key)
-        return {"W": jax.random.normal(kw, (self.width, self.d)) / jnp.sqrt(self.d),
-                "v": jax.random.normal(kv, (self.width,)) / jnp.sqrt(self.width)}
+        return {"W": normal(kw, (self.width, self.d)) / jnp.sqrt(self.d),
+                "v": normal(kv, (self.width,)) / jnp.sqrt(self.width)}
 
     def per_example_loss(self, params, example):
         x, y = example

@@ -18,6 +18,7 @@ import numpy as np
 from ..precision import float64
 from ..validation import check_choice, check_finite_array, check_int, check_nonnegative
 from .base import Problem
+from .draw import normal
 from .masks import apply_mask
 
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "softplus": jax.nn.softplus}
@@ -35,8 +36,8 @@ def scales(parameterization: str, d: int, width: int) -> tuple[float, float]:
 
 def init_two_layer(key, d: int, width: int, parameterization: str) -> dict:
     kw, kv = jax.random.split(key)
-    W = jax.random.normal(kw, (width, d))
-    v = jax.random.normal(kv, (width,))
+    W = normal(kw, (width, d))
+    v = normal(kv, (width,))
     if parameterization == "standard":
         W, v = W / np.sqrt(d), v / np.sqrt(width)
     return {"W": W, "v": v}
