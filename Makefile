@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 EXTRAS ?= dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv run test test-slow bench bench-torch clean
+.PHONY: venv run test test-slow bench bench-torch clean chromium
 
 venv: $(STAMP)
 
@@ -19,8 +19,18 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/sam-theory verify --quick
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=15
+# tests/ plus every docstring example (`>>>`) of the package; notebooks execute in tests/test_notebooks.py.
+test: $(STAMP) chromium
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=15 --doctest-modules tests sam_theory
+
+# Headless Chromium for the report's browser test (tests/test_report.py): installed from the system package
+# manager when missing and we are root; otherwise that test skips and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium >/dev/null) || echo "chromium could not be installed: the browser test will skip"; \
+	  else echo "chromium not found and not root: the browser test will skip"; fi
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m slow

@@ -145,7 +145,7 @@ def verify(args) -> int:
         records.append(record)
     result = {"platform": jax.default_backend(), "device": str(jax.devices()[0]), "dtype": dtype,
               "jax_version": jax.__version__, "python": platform.python_version(), "quick": args.quick,
-              "checks": records}
+              "seed": args.seed, "checks": records}
     print(_table(records))  # before writing, so a failing write cannot lose the table
     _write_json_atomic(run_dir / "results.json", result)
     if args.json:
@@ -154,6 +154,9 @@ def verify(args) -> int:
     for r in failed:
         print(f"\nFAILED {r['name']}: {r['detail']}")
     print(f"\n{len(records) - len(failed)}/{len(records)} checks passed; results in {run_dir / 'results.json'}")
+    if args.html:
+        from .report import report_after_verify
+        print(f"report: {report_after_verify(run_dir, args.json)}")
     if args.verbose:
         for r in records:
             print(f"\n[{r['name']}] {r['detail']}")
@@ -297,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=_nonnegative_int, default=0, help="base seed of every check (default 0)")
     v.add_argument("-v", "--verbose", action="store_true", help="print every check's detail string")
     v.add_argument("--list", action="store_true", help="list the registered checks and exit")
+    v.add_argument("--html", action="store_true", help="also write a self-contained report.html in the run folder")
     v.set_defaults(func=verify)
     pl = sub.add_parser("plot", help="make a figure (kinds: " + ", ".join(PLOT_KINDS) + ")")
     kinds = pl.add_subparsers(dest="kind", required=True)
@@ -307,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         if kind.add_arguments is not None:
             kind.add_arguments(k)
     pl.set_defaults(func=plot)
+    from .report import add_report_command
+    add_report_command(sub)
     return parser
 
 

@@ -25,6 +25,12 @@ def sam_edge(grad_norm, lr, rho):
 
     Written as 4/(η(1 + √(1 + 8ρ/(η‖∇f‖)))) (the same number, no cancellation when ρ/‖∇f‖ is small); it tends to
     2/η as ρ/‖∇f‖ → 0 (GD's edge) and to √(2‖∇f‖/(ηρ)) as ‖∇f‖ → 0. Accepts arrays (NumPy or JAX).
+
+    Example:
+      >>> round(float(sam_edge(0.1, lr=0.5, rho=0.05)), 12)       # below GD's edge 2/η = 4
+      2.0
+      >>> round(float(sam_edge(1e9, lr=0.5, rho=0.05)), 6)        # → 2/η when ρ/‖∇f‖ → 0
+      4.0
     """
     check_positive("lr", lr)
     check_positive("rho", rho)
@@ -34,7 +40,12 @@ def sam_edge(grad_norm, lr, rho):
 
 
 def two_cycle_amplitude(lr, rho, lam):
-    """|c| = ηρλ₁/(2 − ηλ₁): normalized SAM on ½λ₁c² (and on any quadratic, along v₁) ends in c = ±|c| (§7)."""
+    """|c| = ηρλ₁/(2 − ηλ₁): normalized SAM on ½λ₁c² (and on any quadratic, along v₁) ends in c = ±|c| (§7).
+
+    Example:
+      >>> round(two_cycle_amplitude(lr=1.2, rho=0.05, lam=1.0), 12)  # ηρλ₁/(2 − ηλ₁)
+      0.075
+    """
     check_positive("lr", lr)
     check_positive("rho", rho)
     check_positive("lam", lam)
@@ -44,7 +55,12 @@ def two_cycle_amplitude(lr, rho, lam):
 
 
 def mode_factors(lr, rho, eigenvalues, grad_norm):
-    """The per-step multipliers 1 − ηλ_i − ηρλ_i²/‖∇f‖ of the eigencoordinates under normalized SAM (§7)."""
+    """The per-step multipliers 1 − ηλ_i − ηρλ_i²/‖∇f‖ of the eigencoordinates under normalized SAM (§7).
+
+    Example:
+      >>> [round(float(f), 6) for f in mode_factors(1.2, 0.05, [1.0, 0.5], grad_norm=0.1)]
+      [-0.8, 0.25]
+    """
     lam = np.asarray(eigenvalues, dtype=float)
     return 1.0 - lr * lam - lr * rho * lam**2 / grad_norm
 
@@ -56,6 +72,12 @@ def two_cycle_contraction(lr, rho, eigenvalues) -> tuple[float, float]:
 
     ``eigenvalues`` in any order; λ₁ = max must be simple. Distances to the cycle shrink like max(q, q₁)^t
     once the iterate is near it (the coupling through ‖∇f‖ is quadratic in the other modes).
+
+    Example:
+      >>> import numpy as np
+      >>> q, q1 = two_cycle_contraction(1.2, 0.05, np.array([1.0, 0.5, 0.2]))
+      >>> round(q, 6), round(q1, 6)                                # both < 1: the 2-cycle attracts
+      (0.728, 0.2)
     """
     lam = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
     if lam.size < 2 or not lam[0] > lam[1]:

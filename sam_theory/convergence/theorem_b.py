@@ -28,6 +28,12 @@ class TheoremB:
       rho_max: 1/(2β(1 + K_b)), the largest ρ of the c ≥ ½ regime.
       eta_max: 1/(2λ(1 + βρ)² K_b), the largest η of the c ≥ ½ regime at this ρ.
       applies: c > 0 (and μ > 0).
+
+    Example:
+      >>> from sam_theory.convergence import theorem_b
+      >>> thm = theorem_b({"beta": 2.0, "lam": 1.0, "mu": 0.5}, eta=0.1, rho=0.01, batch_size=4)
+      >>> isinstance(thm, TheoremB), thm.K_b
+      (True, 1.75)
     """
 
     beta: float
@@ -59,6 +65,16 @@ def theorem_b(constants, eta: float, rho: float, batch_size: int) -> TheoremB:
     """Evaluate Theorem B (THEORY.md §6) at (η, ρ, b).
 
     ``constants``: a dict {"beta", "lam", "mu"} or a `Constants` (from `sam_theory.convergence.constants`).
+
+    Example:
+      >>> k_b(beta=2.0, mu=0.5, batch_size=4)                       # (b − 1)/b + β/(bμ)
+      1.75
+
+    Example:
+      >>> consts = {"beta": 2.0, "lam": 1.0, "mu": 0.5}
+      >>> thm = theorem_b(consts, eta=0.1, rho=0.01, batch_size=4)
+      >>> round(thm.c, 6), round(thm.rate, 6)                       # rate = 1 − 2μηc
+      (0.881465, 0.911853)
     """
     beta, lam, mu = (float(constants[k]) for k in ("beta", "lam", "mu"))
     check_positive("beta", beta)
@@ -76,7 +92,16 @@ def theorem_b(constants, eta: float, rho: float, batch_size: int) -> TheoremB:
 
 def admissible_hyperparameters(constants, batch_size: int, *, rho_fraction: float = 1.0,
                                eta_fraction: float = 1.0) -> TheoremB:
-    """Theorem B at ρ = rho_fraction · ρ_max and η = eta_fraction · η_max(ρ): c ≥ ½ for fractions ≤ 1."""
+    """Theorem B at ρ = rho_fraction · ρ_max and η = eta_fraction · η_max(ρ): c ≥ ½ for fractions ≤ 1.
+
+    Example:
+      >>> consts = {"beta": 2.0, "lam": 1.0, "mu": 0.5}
+      >>> thm = admissible_hyperparameters(consts, batch_size=4)   # the edge of c ≥ ½
+      >>> round(thm.c, 12), round(thm.rho, 6), round(thm.eta, 6)
+      (0.5, 0.090909, 0.204565)
+      >>> [round(float(v), 4) for v in thm.bound([0, 10], 1.0)]          # (1 − 2μηc)^t f(x_0)
+      [1.0, 0.3399]
+    """
     beta, mu = float(constants["beta"]), float(constants["mu"])
     check_positive("mu", mu)
     K = k_b(beta, mu, batch_size)

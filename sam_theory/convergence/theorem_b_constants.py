@@ -42,6 +42,15 @@ class Constants:
       method: "exact:linear_regression", "exact:quadratic", "local:ntk_gram" (+ ":dense" or ":lanczos").
       gram_rank: rank of J Jᵀ (n when the Gram is nonsingular: interpolation is locally reachable); None if exact
         closed forms were used.  n: number of examples.  p: number of parameters.
+
+    Example:
+      >>> from sam_theory import float64
+      >>> from sam_theory.convergence import constants
+      >>> from sam_theory.problems import linear_regression
+      >>> with float64():
+      ...     c = constants(linear_regression(n=4, p=10, seed=0))
+      >>> isinstance(c, Constants), sorted(k for k in ("beta", "lam", "mu"))
+      (True, ['beta', 'lam', 'mu'])
     """
 
     beta: float
@@ -65,7 +74,18 @@ class Constants:
 
 
 def ntk_gram(problem: Problem, params) -> np.ndarray:
-    """J Jᵀ (n × n), J = ∂(ŷ_1, …, ŷ_n)/∂x by reverse mode over the raveled params (THEORY.md §6)."""
+    """J Jᵀ (n × n), J = ∂(ŷ_1, …, ŷ_n)/∂x by reverse mode over the raveled params (THEORY.md §6).
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.problems import linear_regression
+      >>> prob = linear_regression(n=4, p=10, seed=0)
+      >>> with float64():
+      ...     K = ntk_gram(prob, np.zeros(10))
+      >>> K.shape, bool(np.allclose(K, prob.X @ prob.X.T))        # J = A for linear regression
+      ((4, 4), True)
+    """
     flat, unravel = ravel_pytree(params)
     data = as_jax(problem.data)
     preds = lambda v: jax.vmap(problem.prediction, in_axes=(None, 0))(unravel(v), data)
@@ -74,7 +94,13 @@ def ntk_gram(problem: Problem, params) -> np.ndarray:
 
 
 def smallest_nonzero_eigenvalue(gram) -> tuple[float, int]:
-    """(λ_min⁺, rank) of a PSD matrix; eigenvalues ≤ size · eps · λ_max count as zero (NumPy's rank rule)."""
+    """(λ_min⁺, rank) of a PSD matrix; eigenvalues ≤ size · eps · λ_max count as zero (NumPy's rank rule).
+
+    Example:
+      >>> import numpy as np
+      >>> smallest_nonzero_eigenvalue(np.diag([0.0, 2.0, 3.0]))   # (μ-type eigenvalue, numerical rank)
+      (2.0, 2)
+    """
     eig = np.linalg.eigvalsh(np.asarray(gram))
     tol = eig.size * np.finfo(eig.dtype).eps * max(eig[-1], 0.0)
     nonzero = eig[eig > tol]
@@ -86,6 +112,16 @@ def per_example_top_eigenvalues(problem: Problem, params, *, num_iters: int | No
 
     Each product is a jvp of ∇f_i (no Hessian is formed). Ritz values never exceed λ_max; with ``num_iters`` = p
     they equal it to round-off.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.problems import linear_regression
+      >>> prob = linear_regression(n=4, p=10, seed=0)
+      >>> with float64():
+      ...     top = per_example_top_eigenvalues(prob, np.zeros(10))
+      >>> bool(np.allclose(top, (prob.X ** 2).sum(1)))            # λ_max(a_i a_iᵀ) = ‖a_i‖²
+      True
     """
     flat, unravel = ravel_pytree(params)
     p = flat.shape[0]
@@ -144,6 +180,14 @@ def constants(problem: Problem, params=None, *, method: str = "auto", hessian_me
 
     Returns:
       a `Constants` (β, λ, μ, method, n, p, Gram rank).
+
+    Example:
+      >>> from sam_theory import float64
+      >>> from sam_theory.problems import linear_regression
+      >>> with float64():
+      ...     c = constants(linear_regression(n=4, p=10, seed=0))
+      >>> bool(0 < c["mu"] <= c["lam"] <= c["beta"])
+      True
     """
     check_choice("method", method, METHODS)
     check_choice("hessian_method", hessian_method, HESSIAN_METHODS)

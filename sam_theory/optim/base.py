@@ -26,6 +26,12 @@ class Batch:
       loss_fn: ``loss_fn(params, examples) -> mean loss`` (static).
       full: the whole training set, for methods that perturb with the full gradient (else None).
       extra: an independent batch ξ′ of the same size, for methods that need one (else None).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> batch = Batch(jnp.array([1.0, 3.0]), lambda x, ex: 0.5 * jnp.mean((x - ex) ** 2))
+      >>> float(batch.objective(jnp.array(0.0))), float(batch.grad(jnp.array(0.0)))
+      (2.5, -2.0)
     """
 
     examples: Any
@@ -80,6 +86,12 @@ class Optimizer:
       needs: which extra data the trainer must supply: subset of ``("full", "extra")`` (static).
       update_fn: ``update_fn(opt, params, state, batch, key) -> (updates, state)`` with x ← x + updates (static;
         what `as_optax` exposes), or None.
+
+    Example:
+      >>> from sam_theory.optim import sam
+      >>> opt = sam(0.1, 0.05)
+      >>> opt.name, float(opt.lr), float(opt.rho)
+      ('sam', 0.1, 0.05)
     """
 
     hparams: dict

@@ -41,14 +41,25 @@ SOURCES = ("batch", "full", "independent_batch")
 
 
 class SAMState(NamedTuple):
-    """Optimizer state: the method's own state (e.g. F-SAM's momentum) and the base optimizer's state."""
+    """Optimizer state: the method's own state (e.g. F-SAM's momentum) and the base optimizer's state.
+
+    Example:
+      >>> SAMState._fields
+      ('perturbation', 'base')
+    """
 
     perturbation: object
     base: object
 
 
 def split_micro_batches(examples, m: int):
-    """Reshape a batch pytree with leading axis b into (b/m, m, ...); b must be a multiple of m."""
+    """Reshape a batch pytree with leading axis b into (b/m, m, ...); b must be a multiple of m.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> split_micro_batches(jnp.arange(6), 2).tolist()          # b = 6 examples → 3 micro-batches of m = 2
+      [[0, 1], [2, 3], [4, 5]]
+    """
     b = jax.tree.leaves(examples)[0].shape[0]
     if b % m:
         raise ValueError(f"m={m} must divide the batch size b={b}")
@@ -92,6 +103,14 @@ def perturb_then_descend(perturb, init_state=None):
     ``init_state(opt, params)`` is the method's initial state (None: stateless). ``update_fn`` returns the
     optax-style update u (x ← x + u); ``step_fn`` applies it. Build these once at module level, so that every
     optimizer of a method shares the same static functions (one jit compilation per method and shape).
+
+    Example:
+      >>> from sam_theory.optim import sam_perturbation
+      >>> def perturb(opt, params, g, state, batch, key):          # the SAM ascent, as sam.py defines it
+      ...     return sam_perturbation(g, opt.hparams["rho"], opt.option("eps")), state
+      >>> init_fn, update_fn, step_fn = perturb_then_descend(perturb)
+      >>> callable(step_fn)
+      True
     """
 
     def init_fn(opt, params):

@@ -118,6 +118,16 @@ def lightsam(lr, rho, variant: str = "adagrad_norm", *, u0=0.0, v0=0.0, eps: flo
       bias_correction: bias-correct the ascent Adam moments (variant "adam").
       base: the descent optimizer; None (default) = the variant's own ("adagrad_norm", "adagrad" or "adam").
       base_hparams: overrides of the base's hyperparameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> batch = Batch(jnp.zeros(1), lambda x, ex: 0.5 * jnp.sum(x ** 2))   # f(x) = ½‖x‖², ∇f = x
+      >>> x = jnp.array([2.0])
+      >>> opt = lightsam(0.1, 0.5)                          # AdaGrad-Norm steps: x − η ĝ/√v_t
+      >>> y, state = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)
+      1.9
     """
     check_choice("variant", variant, VARIANTS)
     check_nonnegative("rho", rho)

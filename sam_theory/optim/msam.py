@@ -32,6 +32,17 @@ def msam(lr, rho, m: int, normalize: bool = True, *, eps: float = DEFAULT_EPS, b
       lr: η > 0.  rho: ρ ≥ 0.  m: micro-batch size; it must divide the batch size (checked when the step is traced).
       normalize: ε_j = ρ g_j/(‖g_j‖ + eps) (True) or ρ g_j (False; m = 1 with b = n is 1-SAM of THEORY.md §9).
       eps: normalization guard δ.  base, base_hparams: the optimizer applied to ĝ (default SGD: x − η ĝ).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> loss = lambda x, ex: 0.5 * jnp.mean((x - ex) ** 2)                  # f_i = ½(x − e_i)²
+      >>> batch = Batch(jnp.array([1.0, 3.0]), loss, full=jnp.array([1.0, 3.0]))
+      >>> x = jnp.array([0.0])
+      >>> opt = msam(0.1, 0.5, m=1, normalize=False)                # ε_i = ρ∇f_i per example (1-SAM)
+      >>> y, _ = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)                                    # ĝ = mean of ∇f_i(x + ε_i) = −3
+      0.3
     """
     check_nonnegative("rho", rho)
     m = check_int("m", m)
@@ -47,6 +58,17 @@ def nsam(lr, rho, source: str = "full", normalize: bool = True, *, eps: float = 
       lr: η > 0.  rho: ρ ≥ 0.  source: "full" or "independent_batch".  normalize: ε = ρ g/(‖g‖ + eps) or ρ g.
       eps: normalization guard δ.  base, base_hparams: the optimizer applied to ĝ (default SGD: x − η ĝ).
       `train` supplies the data through ``needs``: ("full",) or ("extra",).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> loss = lambda x, ex: 0.5 * jnp.mean((x - ex) ** 2)                  # f_i = ½(x − e_i)²
+      >>> batch = Batch(jnp.array([1.0, 3.0]), loss, full=jnp.array([1.0, 3.0]))
+      >>> x = jnp.array([0.0])
+      >>> opt = nsam(0.1, 0.5, "full", normalize=False)             # ε = ρ∇f(x) from the full batch
+      >>> y, _ = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)
+      0.3
     """
     check_nonnegative("rho", rho)
     check_choice("source", source, NSAM_SOURCES)

@@ -59,6 +59,15 @@ def as_optax(method: str, lr, rho, *, weight_decay=0.0, perturb_weight_decay: bo
     Returns:
       ``GradientTransformationExtraArgs`` with ``init(params)`` and
       ``update(updates, state, params, *, grad_fn) -> (updates, state)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> f = lambda x: 0.5 * jnp.sum(x ** 2)
+      >>> tx = as_optax("sam", 0.1, 0.5)
+      >>> x = jnp.array([2.0])
+      >>> updates, state = tx.update(jax.grad(f)(x), tx.init(x), x, grad_fn=jax.grad(f))
+      >>> round(float(optax.apply_updates(x, updates)[0]), 6)      # the same step as sam(0.1, 0.5).step
+      1.75
     """
     check_choice("method", method, tuple(OPTAX_METHODS))
     check_nonnegative("weight_decay", weight_decay)

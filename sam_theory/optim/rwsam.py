@@ -81,6 +81,17 @@ def rwsam(lr, rho, temperature=1.0, proxy: str = "grad_norm", *, fd_radius=None,
       fd_radius: r > 0 of the finite-difference proxy (default ρ).  normalize: ε = ρ g_w/(‖g_w‖ + δ) or ρ g_w.
       eps: normalization guard δ.  base, base_hparams: the optimizer applied to ĝ (default SGD).
     The per-sample quantities need the batch's examples, so `as_optax` does not offer RW-SAM.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> loss = lambda x, ex: 0.5 * jnp.mean((x - ex) ** 2)                  # f_i = ½(x − e_i)²
+      >>> batch = Batch(jnp.array([1.0, 3.0]), loss, full=jnp.array([1.0, 3.0]))
+      >>> x = jnp.array([0.0])
+      >>> opt = rwsam(0.1, 0.5, temperature=1.0)
+      >>> y, _ = opt.step(x, opt.init(x), batch, jax.random.key(0))
+      >>> round(float(y[0]), 6)
+      0.25
     """
     check_nonnegative("rho", rho)
     check_positive("temperature", temperature)

@@ -19,6 +19,13 @@ def sam_perturbation(g, rho, eps=DEFAULT_EPS, normalize=True):
     positive eps is raised to the smallest normal number of the accumulation dtype so it never rounds to zero
     (float16), and eps = 0 is the unguarded normalization. Norm and scale are computed in float32 for
     float16/bfloat16 gradients, and ε is rounded once to g's dtype: relative error within a few ulps of the dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> [round(v, 6) for v in sam_perturbation(jnp.array([3.0, 4.0]), 0.5).tolist()]
+      [0.3, 0.4]
+      >>> sam_perturbation(jnp.zeros(2), 0.5).tolist()          # finite at a stationary point
+      [0.0, 0.0]
     """
     if normalize:
         return normalized(g, rho, eps)
@@ -39,6 +46,16 @@ def sgd(lr, *, base: str = "sgd", base_hparams=None) -> Optimizer:
 
     ``base`` ("sgd", "momentum", "adam", "adagrad_norm", "adagrad") and ``base_hparams`` (e.g. {"momentum": 0.9})
     pick the optimizer applied to the gradient (`sam_theory.optim.descent`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> batch = Batch(jnp.zeros(1), lambda x, ex: 0.5 * jnp.sum(x ** 2))   # f(x) = ½‖x‖², ∇f = x
+      >>> x = jnp.array([2.0])
+      >>> opt = sgd(0.1)                                    # x − η∇f(x)
+      >>> y, state = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)
+      1.8
     """
     return make_optimizer("sgd", SGD, lr=lr, base=base, base_hparams=base_hparams)
 
@@ -49,6 +66,16 @@ def sam(lr, rho, *, eps: float = DEFAULT_EPS, base: str = "sgd", base_hparams=No
     Args:
       lr: η > 0.  rho: ρ ≥ 0.  eps: normalization guard δ (1e-12), so a step at g = 0 returns x unchanged.
       base, base_hparams: the optimizer applied to ĝ (`sam_theory.optim.descent`), default plain SGD.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> batch = Batch(jnp.zeros(1), lambda x, ex: 0.5 * jnp.sum(x ** 2))   # f(x) = ½‖x‖², ∇f = x
+      >>> x = jnp.array([2.0])
+      >>> opt = sam(0.1, 0.5)                               # ε = ρ∇f/‖∇f‖ = 0.5; x − η∇f(x + ε)
+      >>> y, state = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)
+      1.75
     """
     check_nonnegative("rho", rho)
     return make_optimizer("sam", SAM, lr=lr, hparams={"rho": rho}, options=(("normalize", True),), base=base,
@@ -56,7 +83,18 @@ def sam(lr, rho, *, eps: float = DEFAULT_EPS, base: str = "sgd", base_hparams=No
 
 
 def usam(lr, rho, *, base: str = "sgd", base_hparams=None) -> Optimizer:
-    """USAM (unnormalized SAM): ε = ρ g, x ← x − η ∇f_ξ(x + ε), same batch ξ (THEORY.md §2, §5, §6)."""
+    """USAM (unnormalized SAM): ε = ρ g, x ← x − η ∇f_ξ(x + ε), same batch ξ (THEORY.md §2, §5, §6).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> batch = Batch(jnp.zeros(1), lambda x, ex: 0.5 * jnp.sum(x ** 2))   # f(x) = ½‖x‖², ∇f = x
+      >>> x = jnp.array([2.0])
+      >>> opt = usam(0.1, 0.5)                              # ε = ρ∇f = 1; x − η∇f(x + ε)
+      >>> y, state = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)
+      1.7
+    """
     check_nonnegative("rho", rho)
     return make_optimizer("usam", SAM, lr=lr, hparams={"rho": rho}, options=(("normalize", False),), base=base,
                           base_hparams=base_hparams)

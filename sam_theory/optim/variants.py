@@ -14,6 +14,12 @@ def asam_perturbation(params, g, rho, kappa, eps=DEFAULT_EPS):
     """ε = ρ T² g / (‖T g‖ + eps), T = diag(|x| + κ) (THEORY.md §2); ε = 0 at g = 0.
 
     Computed as T ⊙ (ρ Tg/(‖Tg‖ + δ)) in the accumulation dtype, rounded once to g's dtype (`optim.scaling`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> eps = asam_perturbation(jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]), rho=0.5, kappa=0.0)
+      >>> [round(v, 4) for v in eps.tolist()]                   # ρ T²g/‖Tg‖, T = diag(|x| + κ)
+      [0.1756, 0.9363]
     """
     dtype = tree_acc_dtype(g)
     t = jax.tree.map(lambda x: jnp.abs(x.astype(dtype)) + kappa, params)
@@ -31,6 +37,12 @@ def fsam_perturbation(g, momentum, rho, sigma, lmbda, eps=DEFAULT_EPS):
 
     d_t uses the previous m_{t−1} (the official ordering), then m is updated. Returns (ε, m_t). d_t and its scaling
     are computed in the accumulation dtype, ε rounded once to g's dtype (`optim.scaling`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> eps, m = fsam_perturbation(jnp.array([3.0, 4.0]), jnp.zeros(2), rho=0.5, sigma=1.0, lmbda=0.95)
+      >>> [round(v, 6) for v in eps.tolist()], [round(v, 6) for v in m.tolist()]
+      ([0.3, 0.4], [0.15, 0.2])
     """
     dtype = tree_acc_dtype(g)
     d = jax.tree.map(lambda gi, mi: gi.astype(dtype) - sigma * mi.astype(dtype), g, momentum)
@@ -53,6 +65,16 @@ def asam(lr, rho, kappa=0.01, *, eps: float = DEFAULT_EPS, base: str = "sgd", ba
     Args:
       lr: η > 0.  rho: ρ ≥ 0.  kappa: κ ≥ 0 (κ = 0 may give ε = 0 at x = 0).  eps: normalization guard δ.
       base, base_hparams: the optimizer applied to ĝ (default SGD: x − η ĝ).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> batch = Batch(jnp.zeros(1), lambda x, ex: 0.5 * jnp.sum(x ** 2))   # f(x) = ½‖x‖², ∇f = x
+      >>> x = jnp.array([2.0])
+      >>> opt = asam(0.1, 0.5, kappa=0.01)
+      >>> y, state = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)
+      1.6995
     """
     check_nonnegative("rho", rho)
     check_nonnegative("kappa", kappa)
@@ -69,6 +91,16 @@ def fsam(lr, rho, sigma=1.0, lmbda=0.95, *, eps: float = DEFAULT_EPS, base: str 
     Args:
       lr: η > 0.  rho: ρ ≥ 0.  sigma: σ ≥ 0 (weight of the removed full-gradient estimate).  lmbda: λ ∈ [0, 1).
       eps: normalization guard δ.  base, base_hparams: the optimizer applied to ĝ (default SGD).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.optim import Batch
+      >>> batch = Batch(jnp.zeros(1), lambda x, ex: 0.5 * jnp.sum(x ** 2))   # f(x) = ½‖x‖², ∇f = x
+      >>> x = jnp.array([2.0])
+      >>> opt = fsam(0.1, 0.5)                              # m_0 = 0: the first step is SAM's
+      >>> y, state = opt.step(x, opt.init(x), batch)
+      >>> round(float(y[0]), 6)
+      1.75
     """
     check_nonnegative("rho", rho)
     check_nonnegative("sigma", sigma)

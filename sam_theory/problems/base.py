@@ -23,12 +23,26 @@ Example = Any
 
 
 def stack_trees(trees):
-    """Stack a list of pytrees of one structure along a new leading axis (e.g. the data of several seeds, for vmap)."""
+    """Stack a list of pytrees of one structure along a new leading axis (e.g. the data of several seeds, for vmap).
+
+    Example:
+      >>> import numpy as np
+      >>> stack_trees([{"a": np.zeros(2)}, {"a": np.ones(2)}])["a"].shape
+      (2, 2)
+    """
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def as_jax(tree):
-    """Cast a pytree of NumPy arrays to JAX arrays of the current default dtype (float stays float)."""
+    """Cast a pytree of NumPy arrays to JAX arrays of the current default dtype (float stays float).
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> with float64():
+      ...     print(as_jax({"a": np.zeros(2)})["a"].dtype)
+      float64
+    """
     def cast(x):
         x = np.asarray(x)
         if np.issubdtype(x.dtype, np.floating):
@@ -38,7 +52,13 @@ def as_jax(tree):
 
 
 def take(data, idx):
-    """Rows ``idx`` of every leaf of a data pytree."""
+    """Rows ``idx`` of every leaf of a data pytree.
+
+    Example:
+      >>> import numpy as np
+      >>> take({"x": np.arange(5)}, np.array([0, 2]))["x"]
+      array([0, 2])
+    """
     return jax.tree.map(lambda x: x[idx], data)
 
 
@@ -48,6 +68,14 @@ class Problem:
     Subclasses set ``self.data`` (pytree, leading axis n), optionally ``self.test_data``, and implement
     `init` and `per_example_loss`. ``per_example_loss`` must be a pure function of its arguments: it may read
     static configuration from ``self`` but never data arrays, so that jit passes the data as arguments.
+
+    Example:
+      >>> import jax
+      >>> from sam_theory.problems import linear_regression
+      >>> prob = linear_regression(n=4, p=10, seed=0)       # a Problem
+      >>> x = prob.init(jax.random.key(0))
+      >>> prob.losses(x).shape, prob.grad(x).shape            # per-example losses f_i, full-batch gradient
+      ((4,), (10,))
     """
 
     name: str = "problem"

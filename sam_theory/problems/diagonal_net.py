@@ -76,7 +76,14 @@ class DiagonalLinearNet(Problem):
         return params["u"] * params["v"]
 
     def beta(self, params):
-        """The linear predictor β(params ⊙ mask)."""
+        """The linear predictor β(params ⊙ mask).
+
+        Example:
+          >>> from sam_theory.problems import diagonal_linear_net
+          >>> prob = diagonal_linear_net(n=5, d=8, k=2, seed=0)
+          >>> isinstance(prob, DiagonalLinearNet), prob.X.shape
+          (True, (5, 8))
+        """
         return self._beta(apply_mask(params, self.mask))
 
     def prediction(self, params, example):
@@ -137,6 +144,12 @@ def diagonal_linear_net(n=20, d=30, k=3, *, alpha=0.1, form="uv", depth=2, noise
     N(0, 1) entries at random places, unit norm. ``design="af"``: exactly the draw of A–F's notebook after
     ``np.random.seed(seed)`` (X, then X_test by `multivariate_normal`, θ★ = |N(0, 1)| on the first k coordinates,
     unit norm), so their printed losses can be reproduced (`diag_net.af_reference`).
+
+    Example:
+      >>> prob = diagonal_linear_net(n=5, d=8, k=2, alpha=0.1, seed=0)
+      >>> x = prob.init(None)                                  # u = α·1, v = 0, so β = u⊙v = 0
+      >>> [round(float(a), 6) for a in x["u"][:2]], float(abs(prob.beta(x)).max())
+      ([0.1, 0.1], 0.0)
     """
     return DiagonalLinearNet(n, d, k, alpha=alpha, form=form, depth=depth, noise=noise, n_test=n_test, seed=seed,
                              design=design,

@@ -12,6 +12,12 @@ class LinearRegression(Problem):
     """Overparameterized iff p > n; then AAᵀ is invertible and interpolation is exact (noise = 0).
 
     Params: a 1-D array ``w`` of shape ``(p,)``; `init` returns zeros.
+
+    Example:
+      >>> import numpy as np
+      >>> prob = LinearRegression(np.eye(2, 3), np.array([1.0, -1.0]))
+      >>> prob.n, prob.p, float(prob.loss(np.array([1.0, -1.0, 0.0])))
+      (2, 3, 0.0)
     """
 
     name = "linear_regression"
@@ -100,6 +106,16 @@ def linear_regression(n: int, p: int, *, noise: float = 0.0, seed: int = 0, n_te
       seed: NumPy seed of the data; the same seed gives the same data in float32 and float64.
       n_test: size of the clean test set drawn from the same distribution, built on first access of
         ``problem.test_data`` (never for a run that does not ask for it).
+
+    Example:
+      >>> from sam_theory import float64
+      >>> prob = linear_regression(n=4, p=10, seed=0)
+      >>> prob.X.shape, prob.interpolates(prob.w_star)
+      ((4, 10), True)
+      >>> with float64():
+      ...     c = prob.constants()
+      >>> bool(c["mu"] <= c["lam"] <= c["beta"])              # μ ≤ λ ≤ β (THEORY.md §3.1)
+      True
     """
     n = check_int("n", n)
     p = check_int("p", p)

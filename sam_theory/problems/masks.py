@@ -29,6 +29,12 @@ def make_mask(reference_params, sparsity: float, pruner: str, *, seed: int = 0, 
     """A 0/1 mask pytree (NumPy float64) keeping the top (1 − sparsity) fraction of weights by score.
 
     ``grad`` (the training-loss gradient at ``reference_params``) is required for ``pruner="snip"``.
+
+    Example:
+      >>> import numpy as np
+      >>> mask = make_mask({"w": np.ones(10)}, 0.5, "random", seed=0)
+      >>> int(mask["w"].sum())                                 # half of the entries kept
+      5
     """
     check_sparsity(sparsity)
     check_choice("pruner", pruner, PRUNERS)
@@ -55,7 +61,13 @@ def make_mask(reference_params, sparsity: float, pruner: str, *, seed: int = 0, 
 
 
 def apply_mask(params, mask):
-    """params ⊙ mask (identity when ``mask`` is None)."""
+    """params ⊙ mask (identity when ``mask`` is None).
+
+    Example:
+      >>> import numpy as np
+      >>> apply_mask({"w": np.arange(3.0, dtype=np.float32)}, {"w": np.array([1, 0, 1])})["w"].tolist()
+      [0.0, 0.0, 2.0]
+    """
     if mask is None:
         return params
     return jax.tree.map(lambda p, m: p * jnp.asarray(m, dtype=p.dtype), params, mask)

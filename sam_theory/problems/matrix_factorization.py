@@ -63,7 +63,13 @@ class MatrixFactorization(Problem):
         return jnp.dot(params["U"][i], params["V"][j])
 
     def prediction(self, params, example):
-        """ŷ = (U Vᵀ)_ij at params ⊙ mask for the example (i, j, M★_ij)."""
+        """ŷ = (U Vᵀ)_ij at params ⊙ mask for the example (i, j, M★_ij).
+
+        Example:
+          >>> from sam_theory.problems import matrix_factorization
+          >>> isinstance(matrix_factorization(3, 4, 1, 2, init_scale=0.1), MatrixFactorization)
+          True
+        """
         return self._entry(apply_mask(params, self.mask), example)
 
     def interpolating_params(self) -> dict:
@@ -79,7 +85,14 @@ class MatrixFactorization(Problem):
 def matrix_factorization(rows, cols, rank_star, rank, *, init_scale, observed=1.0, noise=0.0, seed=0, sparsity=0.0,
                          pruner="random", weight_decay=0.0, perturb_weight_decay=False) -> MatrixFactorization:
     """Matrix factorization with inner dimension ``rank`` ≥ ``rank_star`` (THEORY.md §3.4); see
-    `MatrixFactorization` for the finite-sum convention and scalings."""
+    `MatrixFactorization` for the finite-sum convention and scalings.
+
+    Example:
+      >>> import jax
+      >>> prob = matrix_factorization(3, 4, rank_star=1, rank=2, init_scale=0.1, seed=0)
+      >>> {k: v.shape for k, v in prob.init(jax.random.key(0)).items()}, prob.n
+      ({'U': (3, 2), 'V': (4, 2)}, 12)
+    """
     return MatrixFactorization(rows, cols, rank_star, rank, init_scale=init_scale, observed=observed, noise=noise,
                                seed=seed, sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
                                perturb_weight_decay=perturb_weight_decay)

@@ -49,7 +49,13 @@ class ReLU1D(Problem):
         return 0.5 * (self._forward(params, x) - y) ** 2
 
     def prediction(self, params, example):
-        """ŷ = Σ_j v_j relu(w_j x + b_j) + c at params ⊙ mask."""
+        """ŷ = Σ_j v_j relu(w_j x + b_j) + c at params ⊙ mask.
+
+        Example:
+          >>> from sam_theory.problems import relu_1d
+          >>> isinstance(relu_1d(100), ReLU1D)
+          True
+        """
         return self._forward(apply_mask(params, self.mask), example[0])
 
     def describe(self) -> dict:
@@ -61,6 +67,12 @@ def relu_1d(width, *, n_test=200, seed=0, sparsity=0.0, pruner="random", weight_
     """The 12-point 1-D ReLU regression of THEORY.md §3.5 with ``width`` hidden units (10 under-, 100 over-).
 
     ``seed`` fixes the sparsity mask's reference init; ``n_test`` grid points of the piecewise-linear interpolant
-    form the test set (a project convention, see `ReLU1D`)."""
+    form the test set (a project convention, see `ReLU1D`).
+
+    Example:
+      >>> prob = relu_1d(10)                                   # 12 fixed points, 10 hidden units
+      >>> prob.n
+      12
+    """
     return ReLU1D(width, n_test=n_test, seed=seed, sparsity=sparsity, pruner=pruner, weight_decay=weight_decay,
                   perturb_weight_decay=perturb_weight_decay)

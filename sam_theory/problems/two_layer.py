@@ -51,7 +51,13 @@ def two_layer_forward(params, x, *, activation: str, parameterization: str):
 
 
 class TwoLayerNet(Problem):
-    """Teacher–student two-layer network; the width m is the overparameterization knob (p = m(d + 1))."""
+    """Teacher–student two-layer network; the width m is the overparameterization knob (p = m(d + 1)).
+
+    Example:
+      >>> from sam_theory.problems import two_layer_net
+      >>> isinstance(two_layer_net(n=8, d=3, width=5), TwoLayerNet)
+      True
+    """
 
     name = "two_layer_net"
 
@@ -162,6 +168,12 @@ def two_layer_net(n, d, width, *, activation="relu", teacher="two_layer", teache
       parameterization: "standard", "ntk" or "mean_field".  n_test: clean test-set size.  seed: data seed.
       sparsity, pruner: mask at init (random, magnitude or snip), applied in the loss (THEORY.md §10.3).
       weight_decay, perturb_weight_decay: explicit (λ/2)‖x‖² term and whether it enters the SAM perturbation.
+
+    Example:
+      >>> import jax
+      >>> prob = two_layer_net(n=8, d=3, width=5, seed=0)
+      >>> {k: v.shape for k, v in prob.init(jax.random.key(0)).items()}
+      {'W': (5, 3), 'v': (5,)}
     """
     return TwoLayerNet(n, d, width, activation=activation, teacher=teacher, teacher_width=teacher_width, loss=loss,
                        label_noise=label_noise, parameterization=parameterization, n_test=n_test, seed=seed,
