@@ -23,3 +23,23 @@ def best_time(fn, *args, repeats: int = 5, number: int = 1) -> float:
 def machine() -> str:
     dev = jax.devices()[0]
     return f"{platform.processor() or platform.machine()}, backend={jax.default_backend()} ({dev.device_kind})"
+
+
+def interleaved_times(calls: dict, *, rounds: int = 5, number: int = 1, clock=time.process_time) -> dict:
+    """Best-of-``rounds`` seconds per call for each ``name: (fn, args)``, the calls interleaved round-robin.
+
+    On a shared machine the load drifts during a run; interleaving exposes every entry to the same drift, and the
+    default clock is the process CPU time (summed over XLA's threads), which other jobs inflate far less than wall
+    time. Each ``fn`` is called once beforehand (compilation).
+    """
+    for fn, args in calls.values():
+        jax.block_until_ready(fn(*args))
+    best = {name: float("inf") for name in calls}
+    for _ in range(rounds):
+        for name, (fn, args) in calls.items():
+            start = clock()
+            for _ in range(number):
+                out = fn(*args)
+            jax.block_until_ready(out)
+            best[name] = min(best[name], (clock() - start) / number)
+    return best

@@ -84,7 +84,7 @@ def msam_costs(prob, batch_size, number):
     rows = []
     m = batch_size
     while m >= 1:
-        opt = msam(LR, RHO, m=m)
+        opt = msam(LR, RHO, m=m, path="generic")
         ours, ref = step(opt, params, (), batch), seq(LR, RHO, m, params, batch)
         err = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30))
                   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)))

@@ -9,6 +9,7 @@ import platform
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -109,8 +110,18 @@ def _table(records) -> str:
 
 
 def verify(args) -> int:
+    """Run the checks, inside the persistent compilation cache unless ``--no-cache`` (`compile_cache`)."""
+    from .compile_cache import compilation_cache, default_cache_dir
+    if args.no_cache:
+        return _verify(args)
+    with compilation_cache(args.cache_dir or default_cache_dir(args.out)):
+        return _verify(args)
+
+
+def _verify(args) -> int:
     import jax
 
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     from . import checks, plots
     from .precision import float64
 
@@ -154,6 +165,7 @@ def verify(args) -> int:
     for r in failed:
         print(f"\nFAILED {r['name']}: {r['detail']}")
     print(f"\n{len(records) - len(failed)}/{len(records)} checks passed; results in {run_dir / 'results.json'}")
+    print(f"wall {time.perf_counter() - wall0:.1f} s, process CPU {time.process_time() - cpu0:.1f} s")
     if args.html:
         from .report import report_after_verify
         print(f"report: {report_after_verify(run_dir, args.json)}")
@@ -301,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-v", "--verbose", action="store_true", help="print every check's detail string")
     v.add_argument("--list", action="store_true", help="list the registered checks and exit")
     v.add_argument("--html", action="store_true", help="also write a self-contained report.html in the run folder")
+    v.add_argument("--cache-dir", metavar="DIR", help="persistent compilation cache (default: $SAM_THEORY_CACHE_DIR, "
+                   "else OUT/.jax_cache)")
+    v.add_argument("--no-cache", action="store_true", help="do not use the persistent compilation cache")
     v.set_defaults(func=verify)
     pl = sub.add_parser("plot", help="make a figure (kinds: " + ", ".join(PLOT_KINDS) + ")")
     kinds = pl.add_subparsers(dest="kind", required=True)

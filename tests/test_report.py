@@ -161,7 +161,7 @@ def test_verify_html_in_browser(tmp_path):
     code = cli.main(["verify", "--quick", "--html", "--out", str(out),
                      "--only", r"^(eos\.two_cycle|sam\.no_nan_at_stationary_point|problems\.diag_net_hessian)"])
     assert code == 0
-    (run,) = out.iterdir()
+    (run,) = [d for d in out.iterdir() if not d.name.startswith(".")]
     results = json.loads((run / "results.json").read_text())
     names = [r["name"] for r in results["checks"]]
     (run / "mutants.json").write_text(json.dumps({"mutants": [

@@ -23,7 +23,8 @@ def test_verify_foundation_checks_pass(tmp_path, capsys):
         assert set(c) >= {"name", "tag", "passed", "measured", "bound", "detail", "seconds"}
         assert c["passed"], c["detail"]
     assert rc == 0 and "4/4 checks passed" in text
-    run_dirs = list((tmp_path / "runs").iterdir())
+    run_dirs = [d for d in (tmp_path / "runs").iterdir() if not d.name.startswith(".")]  # .jax_cache: compile cache
+    assert (tmp_path / "runs" / ".jax_cache").is_dir()
     assert len(run_dirs) == 1 and (run_dirs[0] / "results.json").exists()
     assert (run_dirs[0] / "theorem_b.bound.linear_regression.png").exists()
     assert jnp.zeros(()).dtype == jnp.float32  # float64 did not leak out of verify

@@ -86,11 +86,15 @@ def ntk_gram(problem: Problem, params) -> np.ndarray:
       >>> K.shape, bool(np.allclose(K, prob.X @ prob.X.T))        # J = A for linear regression
       ((4, 4), True)
     """
-    flat, unravel = ravel_pytree(params)
-    data = as_jax(problem.data)
-    preds = lambda v: jax.vmap(problem.prediction, in_axes=(None, 0))(unravel(v), data)
-    J = jax.jit(jax.jacrev(preds))(flat)
+    J = _prediction_jacobian(problem.prediction, params, as_jax(problem.data))
     return np.asarray(J @ J.T)
+
+
+@jax.jit(static_argnums=0)
+def _prediction_jacobian(prediction, params, data):
+    """J = ∂(ŷ_i)_i/∂x over the raveled params; ``prediction`` static, so one problem compiles once per shape."""
+    flat, unravel = ravel_pytree(params)
+    return jax.jacrev(lambda v: jax.vmap(prediction, in_axes=(None, 0))(unravel(v), data))(flat)
 
 
 def smallest_nonzero_eigenvalue(gram) -> tuple[float, int]:
@@ -123,21 +127,27 @@ def per_example_top_eigenvalues(problem: Problem, params, *, num_iters: int | No
       >>> bool(np.allclose(top, (prob.X ** 2).sum(1)))            # λ_max(a_i a_iᵀ) = ‖a_i‖²
       True
     """
-    flat, unravel = ravel_pytree(params)
-    p = flat.shape[0]
+    p = int(ravel_pytree(params)[0].shape[0])
     num_iters = min(p, 40 if num_iters is None else check_int("num_iters", num_iters))
     key = jax.random.key(0) if key is None else key
-    data = as_jax(problem.data)
+    keys = jax.random.split(key, problem.n)
+    return np.asarray(_per_example_top(problem.per_example_loss, num_iters, params, as_jax(problem.data), keys))
+
+
+@jax.jit(static_argnums=(0, 1))
+def _per_example_top(loss, num_iters, params, data, keys):
+    """Lanczos λ_max of every ∇²f_i, vmapped; ``loss`` and ``num_iters`` static (one compilation per problem)."""
+    flat, unravel = ravel_pytree(params)
 
     def one(example, k):
-        grad_i = jax.grad(lambda v: problem.per_example_loss(unravel(v), example))
+        grad_i = jax.grad(lambda v: loss(unravel(v), example))
         matvec = lambda v: jax.jvp(grad_i, (flat,), (v,))[1]
         k0, k1 = jax.random.split(k)
-        alphas, betas, _ = lanczos_tridiag(matvec, jax.random.normal(k0, (p,), flat.dtype), num_iters, "full", k1)
+        alphas, betas, _ = lanczos_tridiag(matvec, jax.random.normal(k0, flat.shape, flat.dtype), num_iters, "full",
+                                           k1)
         return eigvalsh(tridiagonal(alphas, betas))[-1]
 
-    keys = jax.random.split(key, problem.n)
-    return np.asarray(jax.jit(jax.vmap(one))(data, keys))
+    return jax.vmap(one)(data, keys)
 
 
 def _hessian_constants(problem: Problem, params, hessian_method: str, num_iters, key) -> tuple[float, float]:

@@ -32,10 +32,19 @@ def hessian(fn, params, chunk_size: int | None = None, *, memory_budget=None) ->
     check_fits(f"hessian (p = {flat.shape[0]}: a dense p×p matrix)", array_bytes((flat.shape[0],) * 2, flat.dtype),
                memory_budget, "use the matrix-free hvp(fn, params) with lanczos / top_eigenvalues / trace")
     if chunk_size is None:
-        f, flat = flat_fn(fn, params)
-        return jax.jit(jax.jacfwd(jax.grad(f)))(flat)
+        return _dense_hessian(fn, params)
     chunk_size = check_int("chunk_size", chunk_size)
     return _chunked_columns(hvp(fn, params), chunk_size)
+
+
+def _hessian_of(fn, params):
+    """jacfwd(grad) over the raveled params."""
+    f, flat = flat_fn(fn, params)
+    return jax.jacfwd(jax.grad(f))(flat)
+
+
+# ``fn`` static: a stable ``fn`` (a problem's bound ``loss``) compiles once per shape; a fresh lambda per call.
+_dense_hessian = jax.jit(_hessian_of, static_argnums=0)
 
 
 @jax.jit(static_argnames=("chunk_size",))
@@ -58,6 +67,12 @@ def per_example_hessians(problem: Problem, params, *, memory_budget=None) -> jax
     check_fits(f"per_example_hessians (n = {problem.n}, p = {flat.shape[0]}: n·p² entries)",
                array_bytes((problem.n, flat.shape[0], flat.shape[0]), flat.dtype), memory_budget,
                "use per_example_hvp(problem, params) or BatchCurvature.from_problem(..., method='matrix_free')")
-    data = as_jax(problem.data)
-    one = lambda example: hessian(lambda p: problem.per_example_loss(p, example), params)
-    return jax.jit(jax.vmap(one))(data)
+    return _per_example_hessians(problem.per_example_loss, params, as_jax(problem.data))
+
+
+@jax.jit(static_argnums=0)
+def _per_example_hessians(loss, params, data):
+    """vmap over examples of jacfwd(grad f_i); ``loss`` (a problem's bound ``per_example_loss``) is static and
+    params/data are arguments, so repeated calls on one problem (e.g. along a run) share one compilation."""
+    one = lambda example: _hessian_of(lambda p: loss(p, example), params)
+    return jax.vmap(one)(data)

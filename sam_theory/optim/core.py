@@ -14,6 +14,9 @@ Two generic options cover m-SAM and n-SAM:
   ``m`` (micro-batch size): the batch is split into b/m micro-batches M_j, each with its own ε_j from ∇f_{M_j}
      and ĝ = (m/b) Σ_j ∇f_{M_j}(x + ε_j) — one `vmap` over micro-batches. m must divide b; the batch size is
      only known when the step is traced, so that is where a non-dividing m raises ``ValueError``.
+     Option ``path``: for a problem built from dense layers (`Problem.structured_losses`) and m < b, "auto" (the
+     default) evaluates the same ĝ exactly by the layer structure, with no per-micro-batch weight copies
+     (`structured`); "generic" forces the vmap, "structured" forces the layer path (m = b included).
   ``source``: the ascent data — "batch" (ξ, default), "full" (the whole training set, `Batch.full`) or
      "independent_batch" (an independent batch ξ′, `Batch.extra`).
 
@@ -35,6 +38,7 @@ from ..tree import tree_add_scaled
 from ..validation import check_choice, check_nonnegative, check_positive
 from .base import Optimizer
 from .descent import BASE_DEFAULTS, BASES, base_transform
+from .structured import structured_msam_gradient, structured_problem
 
 DEFAULT_EPS = 1e-12
 SOURCES = ("batch", "full", "independent_batch")
@@ -87,6 +91,17 @@ def descent_gradient(perturb, opt, params, state, batch, key):
         g = batch.ascent_grad(params, ascent_examples(opt, batch))
         eps, state = perturb(opt, params, g, state, batch, key)
         return batch.descent_grad(tree_add_scaled(params, eps, 1.0), params), state
+
+    path = opt.option("path", "auto")
+    if path != "generic":
+        problem = structured_problem(batch, params)
+        b = jax.tree.leaves(batch.examples)[0].shape[0]
+        if problem is None and path == "structured":
+            raise ValueError("path='structured' needs a batch whose loss_fn is problem.batch_loss of a problem with "
+                             "structured_losses, no sparsity mask and no perturbed weight decay")
+        if problem is not None and (path == "structured" or m < b):
+            return structured_msam_gradient(problem, params, batch, m, opt.hparams["rho"],
+                                            opt.option("normalize", True), opt.option("eps", DEFAULT_EPS)), state
 
     def micro_descent(examples):  # stateless perturbations only (msam): the state passes through unchanged
         micro = dataclasses.replace(batch, examples=examples)

@@ -6,7 +6,8 @@ perturbs with its own gradient and contributes its own descent gradient:
   ε_j = ρ ∇f_{M_j}(x) / (‖∇f_{M_j}(x)‖ + δ)   (or ρ ∇f_{M_j}(x) if not normalized),
   x ← x − η (m/b) Σ_j ∇f_{M_j}(x + ε_j).
 
-The micro-batch gradients are computed with one `vmap` over the b/m micro-batches. m = 1 unnormalized with b = n is
+The micro-batch gradients are computed with one `vmap` over the b/m micro-batches, or, for problems built from dense
+layers, exactly by their rank-one structure without weight copies (`structured`, option ``path``). m = 1 unnormalized with b = n is
 Andriushchenko–Flammarion's 1-SAM; m = b is SAM (normalized) or USAM.
 
 n-SAM perturbs with the full gradient ∇f(x) (``source="full"``) or with the gradient of an independent batch ξ′ of
@@ -20,18 +21,22 @@ from .core import DEFAULT_EPS, make_optimizer, split_micro_batches
 from .sam import SAM
 
 NSAM_SOURCES = ("full", "independent_batch")
+PATHS = ("auto", "generic", "structured")
 
 __all__ = ["msam", "nsam", "split_micro_batches", "NSAM_SOURCES"]
 
 
 def msam(lr, rho, m: int, normalize: bool = True, *, eps: float = DEFAULT_EPS, base: str = "sgd",
-         base_hparams=None) -> Optimizer:
+         base_hparams=None, path: str = "auto") -> Optimizer:
     """m-SAM: ĝ = (m/b) Σ_j ∇f_{M_j}(x + ε_j), ε_j from micro-batch M_j of size m (THEORY.md §2, §8).
 
     Args:
       lr: η > 0.  rho: ρ ≥ 0.  m: micro-batch size; it must divide the batch size (checked when the step is traced).
       normalize: ε_j = ρ g_j/(‖g_j‖ + eps) (True) or ρ g_j (False; m = 1 with b = n is 1-SAM of THEORY.md §9).
       eps: normalization guard δ.  base, base_hparams: the optimizer applied to ĝ (default SGD: x − η ĝ).
+      path: "auto" (default): for problems built from dense layers (`Problem.structured_losses`, no mask) and
+        m < b, the exact structured step of `sam_theory.optim.structured` (no per-micro-batch weight copies);
+        otherwise the generic vmap over micro-batches. "generic" or "structured" force one of the two.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -46,8 +51,9 @@ def msam(lr, rho, m: int, normalize: bool = True, *, eps: float = DEFAULT_EPS, b
     """
     check_nonnegative("rho", rho)
     m = check_int("m", m)
+    check_choice("path", path, PATHS)
     return make_optimizer("msam", SAM, lr=lr, hparams={"rho": rho}, base=base, eps=eps, base_hparams=base_hparams,
-                          options=(("m", m), ("normalize", bool(normalize))))
+                          options=(("m", m), ("normalize", bool(normalize)), ("path", path)))
 
 
 def nsam(lr, rho, source: str = "full", normalize: bool = True, *, eps: float = DEFAULT_EPS, base: str = "sgd",

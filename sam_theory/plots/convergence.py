@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import figure_for, new_figure, save
+from .style import new_figure, save
 
 SWEEP_PROBLEMS = ("linear_regression",)
 
@@ -99,25 +99,3 @@ def sweep_title(results: dict, method: str, problem: str) -> str:
     any_res = next(iter(results.values()))
     return (f"{problem}, {method.upper()}, n={any_res.constants.n}, b={any_res.theorem.batch_size} with "
             f"replacement,\n{any_res.losses.shape[0]} seeds, (η, ρ) at the c ≥ ½ edge")
-
-
-@figure_for("theorem_b.bound.linear_regression")
-@figure_for("theorem_b.bound.matrix_factorization")
-@figure_for("theorem_b.bound.two_layer")
-def _theorem_b_figure(data, path):
-    return plot_convergence(data["curves"], path, title=data.get("title", "Theorem B"), label=data.get("label", "p"))
-
-
-@figure_for("theorem_b.no_interpolation_floor")
-def _floor_figure(data, path):
-    return plot_convergence(data["curves"], path, title=data.get("title", "Noise floor"), label="",
-                            ylabel="excess loss f(x_t) − f*  (control: f* = 0)")
-
-
-@figure_for("theorem_b.rate_improves_with_p")
-def _rate_figure(data, path):
-    slopes = [np.asarray(data["slopes"][p]) for p in data["p"]]
-    mean = [s.mean() for s in slopes]
-    se = [s.std(ddof=1) / np.sqrt(s.size) for s in slopes]
-    return plot_rate(data["p"], mean, se, data["guaranteed"], path,
-                     title="Theorem B: fitted rate steepens with p (linear regression, USAM)")

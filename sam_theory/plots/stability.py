@@ -52,38 +52,38 @@ def plot_phase_diagram(data: dict, path):
     return save(fig, path)
 
 
-@figure_for("theorem_a.exact_vs_simulated")
-def plot_exact_vs_simulated(data: dict, path):
-    """Per instance: Monte Carlo E‖e_t‖² (± 2 SE) against the exact tr Σ_t on both sides of η_c, and the
-    SGD-operator control (dotted)."""
-    fig, axes = new_figure(ncols=len(data), width=5.5)
+def plot_exact_vs_simulated(instances, path):
+    """Per instance: Monte Carlo E f(x_t) of the optimizer (± 2 SE) against the exact ½ tr(HΣ_t) on both sides of
+    η_c, and the SGD-operator control (dotted). ``instances``: the list of
+    `sam_theory.checks.theorem_a.MCInstance` that `theorem_a.exact_vs_simulated` returns."""
+    fig, axes = new_figure(ncols=len(instances), width=5.5)
     axes = np.atleast_1d(axes)
-    for ax, (name, inst) in zip(axes, sorted(data.items())):
-        for k, (factor, c) in enumerate(sorted(inst["curves"].items())):
-            t = np.asarray(c["t"])
-            ax.errorbar(t, c["mean"], yerr=2 * np.asarray(c["se"]), fmt="o", ms=3, color=f"C{k}", capsize=2,
-                        label=f"MC ± 2 SE, η = {factor}·η_c (r(T) = {c['r']:.3f})")
-            ax.plot(t, c["exact"], "-", color=f"C{k}", label=f"exact tr Σ_t, η = {factor}·η_c")
-            ax.plot(t, c["sgd"], ":", color=f"C{k}", label="control: SGD operator (ρ = 0)")
+    for ax, inst in zip(axes, instances):
+        for k, (factor, c) in enumerate(sorted(inst.curves.items())):
+            ax.errorbar(c.t, c.mean, yerr=2 * np.asarray(c.se), fmt="o", ms=3, color=f"C{k}", capsize=2,
+                        label=f"MC ± 2 SE, η = {factor}·η_c (r(T) = {c.r:.3f})")
+            ax.plot(c.t, c.exact, "-", color=f"C{k}", label=f"exact ½ tr(HΣ_t), η = {factor}·η_c")
+            ax.plot(c.t, c.sgd, ":", color=f"C{k}", label="control: SGD operator (ρ = 0)")
         ax.set_yscale("log")
         ax.set_xlabel("step t")
-        ax.set_ylabel("E‖e_t‖²  (‖e_0‖ = 1)")
-        ax.set_title(inst["label"].split(",")[0] + f", η_c = {inst['eta_c']:.4f}", fontsize=9)
+        ax.set_ylabel("E f(x_t)")
+        ax.set_title(inst.label.split(",")[0] + f", η_c = {inst.eta_c:.4f}", fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("Linearized USAM: Monte Carlo vs exact second moment Σ_{t+1} = T(Σ_t)")
+    fig.suptitle("USAM on quadratic f_i: Monte Carlo of the optimizer vs exact Σ_{t+1} = T(Σ_t)")
     return save(fig, path)
 
 
 @figure_for("theorem_a.nonlinear_escape")
 def plot_escape(data: dict, path):
-    """‖x_t − x*‖ of USAM from x* + e_0 on a diagonal linear net, below and above η_c."""
+    """‖x_t − x*‖ of USAM from x* + e_0 on a diagonal linear net, below and above η_c. ``data``: the
+    `sam_theory.checks.theorem_a.EscapeFigure` of `theorem_a.nonlinear_escape` (traces: η/η_c → EscapeTrace)."""
     fig, ax = new_figure(width=6.5)
-    for k, (factor, tr) in enumerate(sorted(data["traces"].items())):
-        for m, d in enumerate(tr["distances"]):
-            ax.plot(tr["t"], d, color=f"C{k}", alpha=0.8,
-                    label=(f"η = {factor}·η_c (r(T) = {tr['r']:.3f}"
-                           + (", marginal: null space of H)" if abs(tr["r"] - 1) < 1e-9 else ")")) if m == 0 else None)
-    ax.axhline(100 * data["eps"], color="k", ls="--", lw=1, label="escape threshold 100‖e_0‖")
+    for k, (factor, tr) in enumerate(sorted(data.traces.items())):
+        for m, d in enumerate(tr.distances):
+            ax.plot(tr.t, d, color=f"C{k}", alpha=0.8,
+                    label=(f"η = {factor}·η_c (r(T) = {tr.r:.3f}"
+                           + (", marginal: null space of H)" if abs(tr.r - 1) < 1e-9 else ")")) if m == 0 else None)
+    ax.axhline(100 * data.eps, color="k", ls="--", lw=1, label="escape threshold 100‖e_0‖")
     ax.set_yscale("log")
     ax.set_xlabel("step t")
     ax.set_ylabel("‖x_t − x*‖")

@@ -136,6 +136,22 @@ class Problem:
             return self.num_params
         return int(sum(np.sum(m) for m in jax.tree.leaves(self.mask)))
 
+    # --- optional: the layer structure, for the structured m-SAM step (`sam_theory.optim.structured`) ---------
+    def structured_losses(self, params: Params, examples, ops) -> jax.Array:
+        """(f_i)_i over a batch, written with ``ops.dense(name, a)`` / ``ops.param(name)`` (see `LayerOps`).
+
+        A problem built from dense layers implements this so that m-SAM can perturb each dense layer by a sum of
+        rank-one terms instead of per-example weight copies (`sam_theory.optim.structured`, THEORY.md §2, §8).
+        With ``ops = LayerOps(params, b)`` it must equal `batch_losses` (tested for every problem that has it).
+        """
+        raise NotImplementedError
+
+    @property
+    def supports_structured(self) -> bool:
+        """Whether the structured m-SAM step applies: `structured_losses` is defined and there is no sparsity
+        mask (a masked dense gradient (g aᵀ) ⊙ M is not rank one)."""
+        return type(self).structured_losses is not Problem.structured_losses and self.mask is None
+
     def batch_losses(self, params: Params, examples) -> jax.Array:
         """(f_i(params))_i over a pytree of examples with a leading axis."""
         return jax.vmap(self.per_example_loss, in_axes=(None, 0))(params, examples)
@@ -187,6 +203,38 @@ class Problem:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k != "name")
         return f"{self.name}({fields})"
+
+
+class LayerOps:
+    """The plain layer operations of `Problem.structured_losses` on a batch of b examples.
+
+    ``dense(name, a)``: the dense layer z = a Wᵀ with W = params[name] of shape (out, in) (z: (b, out)), or
+    z = a w for a vector w = params[name] of shape (in,) (z: (b,)); a: (b, in), one row per example.
+    ``name=None`` names the params themselves, when they are a single array (linear regression's w).
+    ``param(name)``: params[name] broadcast to (b,) + its shape, one copy per example (for small parameters: biases,
+    diagonal weights), so that a problem's batched code reads the same under the perturbed operations of
+    `sam_theory.optim.structured`, where each example sees its own micro-batch's perturbation.
+    """
+
+    def __init__(self, params: Params, batch_size: int):
+        self.params, self.batch_size = params, batch_size
+
+    def dense(self, name, a) -> jax.Array:
+        return dense_apply(named_param(self.params, name), a)
+
+    def param(self, name) -> jax.Array:
+        x = named_param(self.params, name)
+        return jnp.broadcast_to(x, (self.batch_size,) + jnp.shape(x))
+
+
+def named_param(params: Params, name):
+    """params[name], or the params themselves for ``name=None`` (a single-array parameter)."""
+    return params if name is None else params[name]
+
+
+def dense_apply(W, a) -> jax.Array:
+    """a Wᵀ for W of shape (out, in), or a w for a vector w of shape (in,); a has shape (b, in)."""
+    return a @ W if W.ndim == 1 else a @ W.T
 
 
 LossFn = Callable[[Params, Example], jax.Array]

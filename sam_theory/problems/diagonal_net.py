@@ -72,7 +72,7 @@ class DiagonalLinearNet(Problem):
         if self.form == "u2-v2":
             return params["u"] ** self.depth - params["v"] ** self.depth
         if "w" in params:
-            return jnp.prod(params["w"], axis=0)
+            return jnp.prod(params["w"], axis=-2)
         return params["u"] * params["v"]
 
     def beta(self, params):
@@ -93,6 +93,11 @@ class DiagonalLinearNet(Problem):
     def _loss(self, params, example):
         x, y = example
         return 0.5 * (jnp.dot(x, self._beta(params)) - y) ** 2
+
+    def structured_losses(self, params, examples, ops):
+        """Batched f_i with β built from per-example copies ``ops.param`` (layer form for structured m-SAM)."""
+        X, y = examples
+        return 0.5 * (jnp.sum(X * self._beta({k: ops.param(k) for k in params}), axis=-1) - y) ** 2
 
     def hessian_closed_form(self, params):
         """The (2d, 2d) Hessian of (1/2n)‖Xβ − y‖² over (u, v) for depth 2, both forms, derived by hand.

@@ -69,6 +69,11 @@ class LinearRegression(Problem):
         a, y = example
         return 0.5 * (jnp.dot(a, w) - y) ** 2
 
+    def structured_losses(self, w, examples, ops):
+        """Batched f_i with the one dense layer a ↦ aᵀw (layer form for structured m-SAM)."""
+        a, y = examples
+        return 0.5 * (ops.dense(None, a) - y) ** 2  # name None: the params are the bare vector w
+
     def prediction(self, w, example):
         return jnp.dot(example[0], w)
 

@@ -48,6 +48,12 @@ class ReLU1D(Problem):
         x, y = example
         return 0.5 * (self._forward(params, x) - y) ** 2
 
+    def structured_losses(self, params, examples, ops):
+        """Batched f_i: per-example copies of w, b, c (``ops.param``) and the dense output layer v."""
+        x, y = examples
+        hidden = jax.nn.relu(ops.param("w") * x[:, None] + ops.param("b"))
+        return 0.5 * (ops.dense("v", hidden) + ops.param("c") - y) ** 2
+
     def prediction(self, params, example):
         """ŷ = Σ_j v_j relu(w_j x + b_j) + c at params ⊙ mask.
 

@@ -38,3 +38,8 @@ class TanhNet(Problem):
     def per_example_loss(self, params, example):
         x, y = example
         return 0.5 * (jnp.dot(params["v"], jnp.tanh(params["W"] @ x)) - y) ** 2
+
+    def structured_losses(self, params, examples, ops):
+        """Batched f_i: two dense layers, W then v (layer form for structured m-SAM)."""
+        x, y = examples
+        return 0.5 * (ops.dense("v", jnp.tanh(ops.dense("W", x))) - y) ** 2

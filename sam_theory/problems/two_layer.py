@@ -119,6 +119,16 @@ class TwoLayerNet(Problem):
     def _loss(self, params, example):
         x, y = example
         f = two_layer_forward(params, x, activation=self.activation, parameterization=self.parameterization)
+        return self._pointwise_loss(f, y)
+
+    def structured_losses(self, params, examples, ops):
+        """Batched f_i: z = dense W on s_in·x, f = dense v on s_out·σ(z) (layer form for structured m-SAM)."""
+        X, y = examples
+        s_in, s_out = scales(self.parameterization, self.d, self.width)
+        f = ops.dense("v", s_out * ACTIVATIONS[self.activation](ops.dense("W", s_in * X)))
+        return self._pointwise_loss(f, y)
+
+    def _pointwise_loss(self, f, y):
         if self.loss_type == "square":
             return 0.5 * (f - y) ** 2
         return jax.nn.softplus(-y * f)
