@@ -3,7 +3,8 @@
 ``sweep(problem, method, grid={"lr": [...], "rho": [...], "seed": [...]}, steps=..., batch_size=...)`` trains
 ``method(**hparams, **method_kwargs)`` at every point of the Cartesian product of the grid axes. The grid is
 flattened; every hyperparameter axis becomes an array leaf of the `Optimizer` pytree (its ``hparams``), so one
-`jax.vmap` of `sam_theory.train.run` over the flattened grid, jitted once, trains every configuration. The axis
+`sam_theory.train.run_many` call over the flattened grid (the optimizer and seed stacks zipped), compiled once,
+trains every configuration. The axis
 ``"seed"`` gives the PRNG key ``jax.random.key(seed)`` that draws the batches and the initialization
 ``problem.init(key)``, exactly as ``train(problem, opt, key=jax.random.key(seed))`` does, so each member equals a
 direct `train` call.
@@ -11,9 +12,11 @@ direct `train` call.
 Long sweeps run in chunks of ``chunk_size`` configurations; the grid is padded to a whole number of chunks (the
 padding repeats configuration 0 and is dropped), so the same compiled function serves every chunk. With
 ``sharded=True`` each chunk is split over ``jax.devices()`` (a `NamedSharding` over a 1-D mesh; the chunk is
-padded to a multiple of the device count). With ``out_dir`` every finished chunk is written atomically
-(``chunk_#####.npz`` through a temporary file and `os.replace`) next to a manifest of the sweep; a re-run with
-the same arguments loads the finished chunks and computes only the missing ones.
+padded to a multiple of the device count) — after `jax.distributed.initialize`, the devices of every process: the
+mesh is global, each process holds and writes its own rows, and the rows are gathered so that every process
+returns the whole result. With ``out_dir`` every finished chunk is written atomically next to a manifest that
+identifies the sweep by content; a re-run of the same sweep loads the finished chunks and computes only the
+missing ones, a different sweep in the folder is refused (`sam_theory.sweep_store`).
 
 Divergence: `run` freezes a member's parameters at the step its update turns non-finite (or its loss exceeds
 ``max_loss``) and NaN-masks its later records; vmap keeps members independent, so a diverging configuration never
@@ -23,12 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import inspect
-import json
-import os
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import jax
@@ -38,12 +37,12 @@ import numpy as np
 from . import optim
 from .optim.base import Optimizer
 from .problems.base import Problem, as_jax
-from .train import log_steps, run, run_kwargs, validate_batch
+from .sweep_store import SweepStore, digest, problem_fingerprint
+from .train import TRACES, log_steps, run_many, validate_batch
 from .validation import check_finite_array, check_int, check_params, check_problem
 
 SEED_AXIS = "seed"
 MESH_AXIS = "grid"
-_TRACES = [0]  # how many times a sweep member function was traced (= compiled); tests read it
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -165,21 +164,6 @@ def _check_grid(grid, ctor, method_kwargs) -> tuple[dict, dict]:
     return coords, hp
 
 
-def _fingerprint(problem, name, options, coords, method_kwargs, settings) -> dict:
-    return json.loads(json.dumps({
-        "problem": problem.describe(), "method": name, "options": [[k, repr(v)] for k, v in options],
-        "method_kwargs": {k: repr(v) for k, v in sorted(method_kwargs.items())},
-        "grid": {a: np.asarray(v).tolist() for a, v in coords.items()}, **settings}, default=repr))
-
-
-def _write_chunk(path: Path, arrays: dict):
-    """Write ``arrays`` to ``path`` atomically: a temporary file in the same folder, then `os.replace`."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
-
-
 def _pad(x, total: int):
     """Pad the leading axis to ``total`` by repeating row 0 (valid configurations; dropped afterwards)."""
     extra = total - x.shape[0]
@@ -187,34 +171,83 @@ def _pad(x, total: int):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_sweep(problem, ctor, method_kwargs: tuple, run_kw: tuple, max_loss, classification: bool,
-                    keep_params: bool, devices: tuple | None):
-    """The jitted vmap of one sweep member over a chunk of configurations (cached: a repeated sweep with the same
-    problem, method and settings reuses the compiled function; jit caches per chunk shape and dtype)."""
-    method_kwargs, run_kw = dict(method_kwargs), dict(run_kw)
+def _test_accuracy(problem):
+    """Final test accuracy of a stack of runs, NaN where a run diverged (jitted once per problem)."""
+    return jax.jit(jax.vmap(lambda p, bad: jnp.where(bad, jnp.nan, problem.test_accuracy(p))))
 
-    def member(hparams, seed, data, test_data, start):
-        _TRACES[0] += 1
-        dtype = jnp.result_type(float)
-        key = jax.random.key(seed)
-        p0 = problem.init(key) if start is None else start
-        p0 = jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), p0)
-        out = run(ctor(**hparams, **method_kwargs), p0, key, data, test_data, max_loss=max_loss, **run_kw)
-        res = {"losses": out.losses, "test_losses": out.test_losses, "grad_norms": out.grad_norms,
-               "diverged": out.diverged, "diverged_at": jnp.where(out.diverged, out.diverged_at, -1)}
-        if classification:
-            res["test_accuracy"] = jnp.where(out.diverged, jnp.nan, problem.test_accuracy(out.params))
-        if keep_params:
-            res.update({f"param_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(out.params))})
-        return res
 
-    vmapped = jax.vmap(member, in_axes=(0, 0, None, None, None))
-    if devices is None:
-        return jax.jit(vmapped)
-    mesh = jax.sharding.Mesh(np.array(devices), (MESH_AXIS,))
-    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MESH_AXIS))
-    same = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    return jax.jit(vmapped, in_shardings=(split, split, same, same, same), out_shardings=split)
+@functools.lru_cache(maxsize=32)
+def _keys_of(sharding):
+    """``jax.random.key(seed)`` for a stack of seeds, laid out like ``sharding`` (None: default placement)."""
+    return jax.jit(jax.vmap(jax.random.key), out_shardings=sharding)
+
+
+class _Layout:
+    """Where a chunk lives: one device, or split over a 1-D mesh of every device of every process (``sharded``).
+
+    In a multi-process run (`jax.distributed.initialize`), arrays are global: built from the host arrays every
+    process holds (the grid is deterministic), sharded over the global mesh; each process reads back the rows its
+    own devices hold.
+    """
+
+    def __init__(self, sharded: bool):
+        self.sharded = sharded
+        self.devices = jax.devices() if sharded else jax.devices()[:1]
+        self.multi = sharded and jax.process_count() > 1
+        if sharded:
+            mesh = jax.sharding.Mesh(np.array(self.devices), (MESH_AXIS,))
+            self.split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MESH_AXIS))
+            self.same = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        else:
+            self.split = self.same = None
+
+    def put(self, tree, sharding):
+        if sharding is None:
+            return tree
+        if not self.multi:
+            return jax.device_put(tree, sharding)
+        return jax.tree.map(lambda x: jax.make_array_from_callback(
+            np.shape(x), sharding, lambda idx, x=np.asarray(x): x[idx]), tree)
+
+    def local_rows(self, out: dict) -> tuple[np.ndarray, dict]:
+        """(row indices, {name: rows}) of the chunk held by this process's devices (all rows without sharding)."""
+        if not self.multi:
+            return np.arange(out["losses"].shape[0]), {k: np.asarray(v) for k, v in out.items()}
+        starts = sorted({sh.index[0].start or 0 for sh in out["losses"].addressable_shards})
+
+        def mine(v):
+            by_start = {sh.index[0].start or 0: np.asarray(sh.data) for sh in v.addressable_shards}
+            return np.concatenate([by_start[s] for s in starts])
+
+        piece = {k: mine(v) for k, v in out.items()}
+        sizes = [len(np.asarray(sh.data)) for sh in sorted(out["losses"].addressable_shards,
+                                                           key=lambda sh: sh.index[0].start or 0)]
+        return np.concatenate([np.arange(s, s + n) for s, n in zip(starts, sizes)]), piece
+
+    def gather(self, rows: np.ndarray, piece: dict) -> dict:
+        """Every process's rows of a chunk, in row order (a no-op in a single process)."""
+        if not self.multi:
+            return piece
+        from jax.experimental import multihost_utils
+        allrows, allpiece = multihost_utils.process_allgather((rows, piece))
+        order = np.argsort(np.asarray(allrows).reshape(-1), kind="stable")
+        return {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:])[order] for k, v in allpiece.items()}
+
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every process (a collective in a multi-process run)."""
+        if not self.multi:
+            return flag
+        from jax.experimental import multihost_utils
+        return bool(np.asarray(multihost_utils.process_allgather(np.array(flag))).all())
+
+
+def _manifest(problem, probe, ctor, coords, method_kwargs, settings) -> dict:
+    """What identifies a sweep's numbers (`sweep_store` module docstring): compared field by field on resume."""
+    from . import __version__
+    return {"problem": problem_fingerprint(problem), "method": probe.name,
+            "constructor": digest(ctor), "options": digest(dict(probe.options)),
+            "method_kwargs": digest(method_kwargs), "grid": {a: np.asarray(v).tolist() for a, v in coords.items()},
+            "settings": digest(settings), "version": __version__}
 
 
 # --- the sweep --------------------------------------------------------------------------------------------------
@@ -225,6 +258,9 @@ def sweep(problem: Problem, method, grid: dict, *, steps: int, batch_size: int, 
           max_loss: float | None = None, **method_kwargs) -> SweepResult:
     """Train ``method(**hparams, **method_kwargs)`` on ``problem`` at every point of ``grid`` in one compile.
 
+    The grid is flattened and every chunk of configurations is one `sam_theory.train.run_many` call (the optimizer
+    and seed stacks zipped); persistence is `sam_theory.sweep_store`.
+
     Args:
       problem: a `sam_theory.problems.Problem`.
       method: an optimizer constructor (``sam_theory.optim.sam``) or its name (``"sam"``).
@@ -232,10 +268,11 @@ def sweep(problem: Problem, method, grid: dict, *, steps: int, batch_size: int, 
         ``rho``, …) or ``"seed"`` (batches and init, ``jax.random.key(seed)``; seed 0 if absent). Static options
         (``m`` of msam, ``source`` of nsam) go in ``method_kwargs``: one sweep per value.
       steps, batch_size, log_every, replace, max_loss: as in `sam_theory.train.train`.
-      sharded: split each chunk of the flattened grid over ``jax.devices()``.
+      sharded: split each chunk of the flattened grid over ``jax.devices()`` — every device of every process
+        after `jax.distributed.initialize` (each process then writes its own chunk files).
       chunk_size: configurations per compiled call (default: the whole grid).
       progress: a tqdm bar over chunks.
-      out_dir: folder for resumable chunk files (see module docstring).
+      out_dir: folder for resumable chunk files (see `sam_theory.sweep_store`).
       params: a common starting point (default ``problem.init(key)`` per seed).
       keep_params: also return the final parameters of every configuration.
       track_grad_norm: record ‖∇f(x_t)‖ at the logged steps.
@@ -264,66 +301,43 @@ def sweep(problem: Problem, method, grid: dict, *, steps: int, batch_size: int, 
     axes = tuple(coords)
     shape = tuple(len(v) for v in coords.values())
     total = int(np.prod(shape))
-    flat = [np.ravel(m) for m in np.meshgrid(*coords.values(), indexing="ij")]
-    flat = dict(zip(axes, flat))
+    flat = dict(zip(axes, [np.ravel(m) for m in np.meshgrid(*coords.values(), indexing="ij")]))
     seeds = flat.get(SEED_AXIS, np.zeros(total, dtype=int)).astype(jnp.asarray(0).dtype)
     float_dtype = jnp.zeros(()).dtype
     hp_flat = {k: flat[k].astype(float_dtype) for k in hp}
 
-    devices = jax.devices() if sharded else jax.devices()[:1]
-    num_devices = len(devices)
+    layout = _Layout(sharded)
+    num_devices = len(layout.devices)
     chunk = total if chunk_size is None else check_int("chunk_size", chunk_size)
-    chunk = min(chunk, total)
-    chunk = -(-chunk // num_devices) * num_devices
+    chunk = -(-min(chunk, total) // num_devices) * num_devices
     num_chunks = -(-total // chunk)
-    padded = num_chunks * chunk
-    hp_flat = {k: _pad(v, padded) for k, v in hp_flat.items()}
-    seeds = _pad(seeds, padded)
+    hp_flat = {k: _pad(v, num_chunks * chunk) for k, v in hp_flat.items()}
+    seeds = _pad(seeds, num_chunks * chunk)
 
-    data = as_jax(problem.data)
-    test_data = as_jax(problem.test_data) if problem.test_data is not None else None
-    classification = bool(problem.is_classification and test_data is not None)
+    classification = bool(problem.is_classification and problem.test_data is not None)
     if params is not None:
         for leaf in jax.tree.leaves(params):
             check_finite_array("params", leaf)
-        params = jax.tree.map(lambda x: jnp.asarray(x, dtype=float_dtype), params)
-    kwargs = run_kwargs(problem, steps=steps, batch_size=batch_size, log_every=log_every, replace=replace,
-                        track_grad_norm=track_grad_norm)
+        params = jax.tree.map(lambda x: np.asarray(x, dtype=float_dtype), params)
+    data = as_jax(problem.data)
+    test_data = as_jax(problem.test_data) if problem.test_data is not None else None
+    data, test_data, params_dev = layout.put((data, test_data, params), layout.same)
+    make_keys = _keys_of(layout.split)
+    make_opts = jax.vmap(lambda h: ctor(**h, **method_kwargs))  # fixed hyperparameters broadcast over the chunk
 
-    devices_key = tuple(devices) if sharded else None
-    try:
-        compiled = _compiled_sweep(problem, ctor, tuple(sorted(method_kwargs.items())), tuple(sorted(kwargs.items())),
-                                   max_loss, classification, keep_params, devices_key)
-    except TypeError:  # an unhashable method keyword: build it uncached
-        compiled = _compiled_sweep.__wrapped__(problem, ctor, tuple(sorted(method_kwargs.items())),
-                                               tuple(sorted(kwargs.items())), max_loss, classification,
-                                               keep_params, devices_key)
-    if sharded:
-        mesh = jax.sharding.Mesh(np.array(devices), (MESH_AXIS,))
-        split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MESH_AXIS))
-        same = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        data, test_data, params = jax.device_put((data, test_data, params), same)
-
-    settings = {"steps": steps, "batch_size": batch_size, "log_every": log_every, "replace": replace,
-                "chunk_size": chunk, "dtype": str(float_dtype), "keep_params": keep_params,
-                "track_grad_norm": track_grad_norm, "max_loss": max_loss,
-                "params": None if params is None else hashlib.sha1(
-                    b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(params))).hexdigest()}
-    out_dir = None if out_dir is None else Path(out_dir)
+    store = None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        manifest = _fingerprint(problem, probe.name, probe.options, coords, method_kwargs, settings)
-        mpath = out_dir / "manifest.json"
-        if mpath.exists():
-            if json.loads(mpath.read_text()) != manifest:
-                raise ValueError(f"out_dir={str(out_dir)!r} holds chunks of a different sweep (manifest.json differs);"
-                                 " use a new out_dir")
-        else:
-            tmp = mpath.with_name("manifest.json.tmp")
-            tmp.write_text(json.dumps(manifest, indent=1))
-            os.replace(tmp, mpath)
+        settings = {"steps": steps, "batch_size": batch_size, "log_every": log_every, "replace": replace,
+                    "chunk_size": chunk, "dtype": str(float_dtype), "keep_params": keep_params,
+                    "track_grad_norm": track_grad_norm, "max_loss": max_loss, "params": params,
+                    "num_devices": num_devices}
+        store = SweepStore(out_dir, _manifest(problem, probe, ctor, coords, method_kwargs, settings),
+                           process_index=jax.process_index() if layout.multi else 0,
+                           process_count=jax.process_count() if layout.multi else 1)
 
-    traces0 = _TRACES[0]
+    fields = ["losses", "test_losses", "grad_norms", "diverged", "diverged_at"] + (
+        ["test_accuracy"] if classification else [])
+    traces0 = TRACES[0]
     computed = loaded = 0
     output_devices = None
     pieces = []
@@ -332,23 +346,27 @@ def sweep(problem: Problem, method, grid: dict, *, steps: int, batch_size: int, 
         from tqdm.auto import tqdm
         bar = tqdm(bar, desc=f"sweep {probe.name} ({total} configs × {steps} steps)", unit="chunk")
     for c in bar:
-        path = None if out_dir is None else out_dir / f"chunk_{c:05d}.npz"
-        if path is not None and path.exists():
-            with np.load(path) as f:
-                pieces.append({k: f[k] for k in f.files})
+        piece = None if store is None else store.load(c, fields + ["rows"])
+        if layout.all_true(piece is not None):
+            pieces.append(layout.gather(piece.pop("rows"), piece))
             loaded += 1
             continue
         sl = slice(c * chunk, (c + 1) * chunk)
-        hp_c = {k: v[sl] for k, v in hp_flat.items()}
-        seeds_c = seeds[sl]
-        if sharded:
-            hp_c, seeds_c = jax.device_put((hp_c, seeds_c), split)
-        out = compiled(hp_c, seeds_c, data, test_data, params)
-        output_devices = len(out["losses"].sharding.device_set)
-        out = {k: np.asarray(v) for k, v in out.items()}
-        if path is not None:
-            _write_chunk(path, out)
-        pieces.append(out)
+        hp_c, seeds_c = layout.put(({k: v[sl] for k, v in hp_flat.items()}, seeds[sl]), layout.split)
+        out = run_many(problem, make_opts(hp_c), make_keys(seeds_c), params=params_dev, axes=(("optimizer", "seed"),),
+                       steps=steps, batch_size=batch_size, every=log_every, replace=replace, max_loss=max_loss,
+                       track_grad_norm=track_grad_norm)
+        res = {"losses": out.losses, "test_losses": out.test_losses, "grad_norms": out.grad_norms,
+               "diverged": out.diverged, "diverged_at": jnp.where(out.diverged, out.diverged_at, -1)}
+        if classification:
+            res["test_accuracy"] = _test_accuracy(problem)(out.params, out.diverged)
+        if keep_params:
+            res.update({f"param_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(out.params))})
+        output_devices = len(out.losses.sharding.device_set)
+        rows, piece = layout.local_rows(res)
+        if store is not None:
+            store.save(c, {**piece, "rows": rows})
+        pieces.append(layout.gather(rows, piece))
         computed += 1
 
     merged = {k: np.concatenate([p[k] for p in pieces])[:total] for k in pieces[0]}
@@ -358,8 +376,9 @@ def sweep(problem: Problem, method, grid: dict, *, steps: int, batch_size: int, 
         treedef = jax.tree.structure(jax.eval_shape(problem.init, jax.random.key(0)) if params is None else params)
         leaves = [grid_shape(merged[f"param_{i}"]) for i in range(treedef.num_leaves)]
         final_params = jax.tree.unflatten(treedef, leaves)
-    info = {"compiles": _TRACES[0] - traces0, "chunks": num_chunks, "chunks_computed": computed,
+    info = {"compiles": TRACES[0] - traces0, "chunks": num_chunks, "chunks_computed": computed,
             "chunks_loaded": loaded, "chunk_size": chunk, "num_devices": num_devices,
+            "num_processes": jax.process_count() if layout.multi else 1,
             "output_devices": output_devices, "seconds": time.perf_counter() - t_start}
     return SweepResult(
         method=probe.name, axes=axes, coords=coords, steps=log_steps(steps, log_every) if steps else np.array([0]),

@@ -12,23 +12,26 @@ are NaN.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .optim.base import Batch, Optimizer
-from .problems.base import Problem, as_jax, take
+from .problems.base import Problem, as_jax, stack_trees, take
 from .tree import tree_all_finite, tree_norm
-from .validation import check_int, check_key, check_optimizer, check_params, check_problem
+from .validation import check_finite_array, check_int, check_key, check_optimizer, check_params, check_problem
 
 DEFAULT_DIVERGENCE_FACTOR = 1e10
 
 
 class TrainOutput(NamedTuple):
-    """Raw arrays of one run (vmappable; `History` wraps them)."""
+    """Raw arrays of one run, or of many with leading stack axes (`run_many`); `History` wraps one run.
+
+    ``observed``: the pytree ``observe(x_t, member)`` at the logged steps (leading axis: logged steps; NaN after
+    divergence), or None. ``accumulated``: Σ_{s<t} ``accumulate(x_s, member)`` at the logged steps, or None.
+    """
 
     losses: jax.Array
     test_losses: jax.Array
@@ -38,6 +41,22 @@ class TrainOutput(NamedTuple):
     diverged: jax.Array
     diverged_at: jax.Array
     params_step: jax.Array  # the step t whose x_t ``params`` is (``steps``, or earlier after divergence)
+    observed: Any = None
+    accumulated: Any = None
+
+
+class Member(NamedTuple):
+    """What ``observe`` and ``accumulate`` see of one run: the problem (its loss structure), the run's optimizer
+    (its hyperparameters, e.g. ``member.optimizer.lr``), and the run's own data (a member of a data stack)."""
+
+    problem: Problem
+    optimizer: Optimizer
+    data: Any
+    test_data: Any
+
+    def loss(self, params):
+        """f(params) on this run's training data (without the penalty R)."""
+        return self.problem.batch_loss(params, self.data)
 
 
 @dataclasses.dataclass
@@ -82,44 +101,97 @@ def log_steps(steps: int, log_every: int) -> np.ndarray:
     return t if t[-1] == steps else np.append(t, steps)
 
 
+SELECT_MAX_WORK = 16384  # b·n up to which `sample_indices` selects the b smallest sort keys instead of sorting
+
+
+def _one_sort_round(n: int) -> bool:
+    """Whether `jax.random.permutation` of n items sorts once (its heuristic: ⌈3 ln n / ln(2³² − 1)⌉ rounds)."""
+    return int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max))) == 1
+
+
+def _first_of_permutation(key, n: int, b: int):
+    """``jax.random.permutation(key, n)[:b]`` bit for bit, without the sort, when it sorts once.
+
+    permutation draws 32-bit sort keys k = bits(split(key)[1], (n,)) and stably sorts arange(n) by them; its first b
+    entries are the indices of the b smallest keys, ties to the lower index. They are picked here by b passes of a
+    min over n (b·n work, vectorized; XLA's CPU sort calls a comparator per comparison: several times slower under
+    vmap at small b).
+    """
+    bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
+    top = jnp.asarray(np.iinfo(np.uint32).max, jnp.uint32)
+
+    def pick(taken, _):
+        smallest = jnp.min(jnp.where(taken, top, bits))
+        j = jnp.argmax(~taken & (bits == smallest))  # the first untaken index holding the smallest key
+        return taken.at[j].set(True), j
+
+    return jax.lax.scan(pick, jnp.zeros(n, bool), None, length=b)[1]
+
+
 def sample_indices(key, n: int, batch_size: int, replace: bool):
-    """Indices of one batch: uniform without replacement inside the step, or i.i.d. with replacement."""
+    """Indices of one batch: uniform without replacement inside the step, or i.i.d. with replacement.
+
+    Without replacement the batch is ``jax.random.choice(key, n, (b,), replace=False)`` (= the first b of
+    ``jax.random.permutation(key, n)``), computed by `_first_of_permutation` where that is exact and cheaper.
+    """
     if replace:
         return jax.random.randint(key, (batch_size,), 0, n)
     if batch_size == n:
         return jnp.arange(n)
+    if _one_sort_round(n) and batch_size * n <= SELECT_MAX_WORK:
+        return _first_of_permutation(key, n, batch_size)
     return jax.random.choice(key, n, (batch_size,), replace=False)
 
 
-def run(optimizer: Optimizer, params, key, data, test_data=None, *, loss_fn, steps: int, batch_size: int,
-        log_every: int = 1, replace: bool = False, max_loss=None, track_grad_norm: bool = False,
-        penalty_fn=None, perturb_penalty: bool = False) -> TrainOutput:
-    """The pure training function (no jit): vmap it over optimizers, keys or params, then jit.
+def _nan_after(diverged, tree):
+    """``tree`` with its inexact leaves replaced by NaN where ``diverged`` (integer leaves are kept)."""
+    def mask(x):
+        x = jnp.asarray(x)
+        return jnp.where(diverged, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.inexact) else x
+    return jax.tree.map(mask, tree)
 
-    ``loss_fn(params, examples)`` is the batch-mean loss f_ξ (e.g. ``problem.batch_loss``); ``data`` and
-    ``test_data`` are pytrees of JAX arrays with a leading example axis. ``max_loss=None`` means
-    ``DEFAULT_DIVERGENCE_FACTOR · max(f(x_0), 1)``. ``penalty_fn`` (R, e.g. weight decay) and
-    ``perturb_penalty`` go to every step's `Batch`; the recorded loss is the data loss f, without R.
+
+def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=None, *, steps: int,
+        batch_size: int, log_every: int = 1, replace: bool = False, max_loss=None, track_grad_norm: bool = False,
+        observe: Callable | None = None, accumulate: Callable | None = None) -> TrainOutput:
+    """One training run, pure (no jit): `run_many` vmaps it over its stacks and jits it.
+
+    The loss is ``problem.batch_loss`` (f_ξ, which reads no data arrays of ``problem``); ``data`` and ``test_data``
+    are pytrees of JAX arrays with a leading example axis. The penalty R (weight decay) and its perturbation flag
+    come from ``problem`` and go to every step's `Batch`; the recorded loss is the data loss f, without R.
+    ``max_loss=None`` means ``DEFAULT_DIVERGENCE_FACTOR · max(f(x_0), 1)``. ``observe(x_t, member)`` is recorded
+    with the losses at t = 0, log_every, …, steps; ``accumulate(x_t, member)`` is summed over the steps t taken
+    (evaluated at x_t before step t) and its running sum recorded at the same steps (``member``: a `Member`).
     """
+    loss_fn = problem.batch_loss
+    penalty_fn = problem.penalty if problem.weight_decay else None
+    perturb_penalty = bool(problem.perturb_weight_decay)
+    member = Member(problem, optimizer, data, test_data)
     n = jax.tree.leaves(data)[0].shape[0]
     full_loss = lambda p: loss_fn(p, data)
     nan = jnp.full((), jnp.nan, dtype=jnp.result_type(full_loss(params)))
 
-    def record(params, diverged):
+    def record(params, acc):
         f = full_loss(params)
         tl = loss_fn(params, test_data) if test_data is not None else nan
         gn = tree_norm(jax.grad(full_loss)(params)) if track_grad_norm else nan
-        masked = lambda v: jnp.where(diverged, nan, v)
-        return f, (masked(f), masked(tl), masked(gn))
+        obs = observe(params, member) if observe is not None else None
+        return f, (f, tl, gn, obs, acc)
+
+    def mask(diverged, rec):
+        *values, acc = rec
+        return (*_nan_after(diverged, tuple(values)), acc)
 
     def step(carry, _):
-        params, state, key, diverged, diverged_at, t, params_step = carry
+        params, state, key, diverged, diverged_at, t, params_step, acc = carry
         key, k_batch, k_extra, k_opt = jax.random.split(key, 4)
         examples = take(data, sample_indices(k_batch, n, batch_size, replace))
         extra = take(data, sample_indices(k_extra, n, batch_size, replace)) if "extra" in optimizer.needs else None
         full = data if "full" in optimizer.needs else None
         batch = Batch(examples, loss_fn, full=full, extra=extra, penalty_fn=penalty_fn,
                       perturb_penalty=perturb_penalty)
+        if accumulate is not None:
+            acc = jax.tree.map(lambda a, v: a + jnp.where(diverged, 0, v), acc, accumulate(params, member))
         new_params, new_state = optimizer.step(params, state, batch, k_opt)
         bad = ~tree_all_finite(new_params) & ~diverged
         diverged_at = jnp.where(bad, t + 1, diverged_at)
@@ -128,42 +200,163 @@ def run(optimizer: Optimizer, params, key, data, test_data=None, *, loss_fn, ste
         params = jax.tree.map(keep, params, new_params)
         state = jax.tree.map(keep, state, new_state)
         params_step = jnp.where(diverged, params_step, t + 1)
-        return (params, state, key, diverged, diverged_at, t + 1, params_step), None
+        return (params, state, key, diverged, diverged_at, t + 1, params_step, acc), None
 
     def segment(carry, length):
         carry, _ = jax.lax.scan(step, carry, None, length=length)
-        params, state, key, diverged, diverged_at, t, params_step = carry
-        f, rec = record(params, diverged)
+        params, state, key, diverged, diverged_at, t, params_step, acc = carry
+        f, rec = record(params, acc)
         bad = (~jnp.isfinite(f) | (f > max_loss_)) & ~diverged
         diverged_at = jnp.where(bad, t, diverged_at)
         diverged = diverged | bad
-        rec = tuple(jnp.where(diverged, nan, r) for r in rec)
-        return (params, state, key, diverged, diverged_at, t, params_step), rec
+        return (params, state, key, diverged, diverged_at, t, params_step, acc), mask(diverged, rec)
 
     state = optimizer.init(params)
-    f0, rec0 = record(params, jnp.array(False))
+    acc0 = None
+    if accumulate is not None:
+        acc0 = jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(lambda p: accumulate(p, member), params))
+    f0, rec0 = record(params, acc0)
     max_loss_ = DEFAULT_DIVERGENCE_FACTOR * jnp.maximum(f0, 1.0) if max_loss is None else max_loss
     diverged0 = ~jnp.isfinite(f0)
-    carry = (params, state, key, diverged0, jnp.where(diverged0, 0, -1), jnp.array(0), jnp.array(0))
+    rec0 = mask(diverged0, rec0)
+    carry = (params, state, key, diverged0, jnp.where(diverged0, 0, -1), jnp.array(0), jnp.array(0), acc0)
     num_full, rest = divmod(steps, log_every)
     carry, recs = jax.lax.scan(lambda c, _: segment(c, log_every), carry, None, length=num_full)
-    recs = [jnp.concatenate([r0[None], r]) for r0, r in zip(rec0, recs)]
+    recs = jax.tree.map(lambda r0, r: jnp.concatenate([r0[None], r]), rec0, recs)
     if rest:
         carry, rec_last = segment(carry, rest)
-        recs = [jnp.concatenate([r, last[None]]) for r, last in zip(recs, rec_last)]
-    params, state, _, diverged, diverged_at, _, params_step = carry
-    return TrainOutput(recs[0], recs[1], recs[2], params, state, diverged, diverged_at, params_step)
+        recs = jax.tree.map(lambda r, last: jnp.concatenate([r, last[None]]), recs, rec_last)
+    params, state, _, diverged, diverged_at, _, params_step, _ = carry
+    losses, test_losses, grad_norms, observed, accumulated = recs
+    return TrainOutput(losses, test_losses, grad_norms, params, state, diverged, diverged_at, params_step, observed,
+                       accumulated)
 
 
-_run_jit = jax.jit(run, static_argnames=("loss_fn", "steps", "batch_size", "log_every", "replace",
-                                          "track_grad_norm", "penalty_fn", "perturb_penalty"))
+# --- run_many: every training run of the package goes through here --------------------------------------------
+
+STACKS = ("optimizer", "seed", "data", "init")
+TRACES = [0]  # how many times a run_many member was traced (= compiled); sweep and tests read it
 
 
-def run_kwargs(problem: Problem, **kwargs) -> dict:
-    """The static keyword arguments of `run` that come from ``problem`` (its loss and its penalty)."""
-    penalty = problem.penalty if problem.weight_decay else None
-    return dict(loss_fn=problem.batch_loss, penalty_fn=penalty, perturb_penalty=bool(problem.perturb_weight_decay),
-                **kwargs)
+def _axes(axes) -> tuple:
+    """Normalize ``axes`` to a tuple of tuples of stack names (each group is zipped; groups are an outer product)."""
+    groups = []
+    for entry in axes:
+        group = (entry,) if isinstance(entry, str) else tuple(entry)
+        if not group:
+            raise ValueError(f"axes: empty group in {axes!r}")
+        for name in group:
+            if name not in STACKS:
+                raise ValueError(f"axes: unknown stack {name!r}; stacks are {STACKS}")
+        groups.append(group)
+    names = [n for g in groups for n in g]
+    if len(set(names)) != len(names):
+        raise ValueError(f"axes: a stack appears twice in {axes!r}")
+    return tuple(groups)
+
+
+def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, axes, steps, batch_size, every,
+              replace, track_grad_norm, observe, accumulate):
+    dtype = jnp.result_type(float)
+
+    def member(opt, key, data, test_data, params):
+        TRACES[0] += 1
+        p0 = problem.init(key) if params is None else params
+        p0 = jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), p0)
+        return run(problem, opt, p0, key, data, test_data, steps=steps, batch_size=batch_size, log_every=every,
+                   replace=replace, max_loss=max_loss, track_grad_norm=track_grad_norm, observe=observe,
+                   accumulate=accumulate)
+
+    fn = member
+    for group in reversed(axes):
+        in_axes = tuple(0 if name in group else None for name in ("optimizer", "seed", "data", "data", "init"))
+        fn = jax.vmap(fn, in_axes=in_axes)
+    return fn(optimizers, keys, data, test_data, params)
+
+
+_run_many_jit = jax.jit(_run_many, static_argnames=("problem", "axes", "steps", "batch_size", "every", "replace",
+                                                    "track_grad_norm", "observe", "accumulate"))
+
+
+def stack_optimizers(optimizers) -> Optimizer:
+    """One `Optimizer` whose hyperparameters carry a leading axis over ``optimizers`` (one kind, same options)."""
+    optimizers = list(optimizers)
+    if not optimizers or not all(isinstance(o, Optimizer) for o in optimizers):
+        raise ValueError("optimizers must be a non-empty sequence of Optimizer")
+    if len({jax.tree.structure(o) for o in optimizers}) != 1:
+        raise ValueError(f"optimizers must share one kind and static options to be stacked, got "
+                         f"{[o.name for o in optimizers]}")
+    return stack_trees([jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), o)
+                        for o in optimizers])
+
+
+def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, params=None, axes=None,
+             observe: Callable | None = None, accumulate: Callable | None = None, every: int = 1, steps: int,
+             batch_size: int, replace: bool = False, max_loss=None, track_grad_norm: bool = False) -> TrainOutput:
+    """Many training runs in one jit-compiled `lax.scan` over steps, vmapped over explicit stacks (THEORY.md §1–§2).
+
+    Stacks (each either shared by every run, or stacked along a leading axis):
+      ``"optimizer"``: ``optimizers`` — an `Optimizer`, or a sequence of one kind (stacked by `stack_optimizers`),
+        or an `Optimizer` whose hyperparameters already carry a leading axis;
+      ``"seed"``: ``keys`` — a PRNG key or an array of keys (batches, optimizer randomness, and the init when
+        ``params`` is None: x_0 = problem.init(key), as in `train`);
+      ``"data"``: ``data`` and ``test_data`` — the problem's own (default) or pytrees stacked over data sets
+        (``problem`` then supplies only the loss structure: ``batch_loss`` reads no data arrays);
+      ``"init"``: ``params`` — one starting point or a stack of them.
+    ``axes`` names the stacked ones and how they combine: a tuple of groups, the output carrying one leading axis
+    per group in that order (an outer product); the stacks inside a group (a tuple) are zipped along one axis.
+    E.g. ``axes=("optimizer", ("seed", "init"))`` trains every optimizer from every (key, x_0) pair. Default: the
+    optimizer stack if ``optimizers`` is a sequence, then the seed stack if ``keys`` has a leading axis.
+
+    Observables: ``observe(x_t, member) -> pytree`` is recorded with the losses at t = 0, every, 2·every, …, steps
+    (e.g. λ_max by a few Lanczos steps, c = u² − v²); ``accumulate(x_t, member) -> pytree`` is summed over every
+    step taken (at x_t, before the step) and its running sum is recorded at the same steps. ``member`` is a
+    `Member`: the problem, this run's optimizer and data. Both are static: pass the same function object to reuse
+    a compile.
+
+    Divergence (as in `train`): once a run's parameters become non-finite, or a recorded loss is non-finite or
+    exceeds ``max_loss``, it is flagged (``diverged``, ``diverged_at``), its parameters stay frozen at their last
+    finite value and its later records (losses, observations) are NaN; runs never influence each other.
+
+    Returns a `TrainOutput` of JAX arrays, each with the leading stack axes, then (for records) the logged steps
+    ``log_steps(steps, every)``.
+    """
+    check_problem(problem)
+    steps = check_int("steps", steps, minimum=0)
+    every = check_int("every", every)
+    batch_size = validate_batch(problem, batch_size, replace)
+    if max_loss is not None and not float(max_loss) > 0:  # inf is allowed: flag only non-finite losses
+        raise ValueError(f"max_loss must be > 0, got {max_loss!r}")
+    if isinstance(optimizers, (list, tuple)):
+        optimizers = stack_optimizers(optimizers)
+        default = ["optimizer"]
+    elif isinstance(optimizers, Optimizer):
+        default = []
+    else:
+        raise ValueError(f"optimizers must be an Optimizer or a sequence of them, got {type(optimizers).__name__}")
+    keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
+    key_ndim = keys.ndim if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys.ndim - 1
+    if key_ndim not in (0, 1):
+        raise ValueError(f"keys must be one PRNG key or a 1-D array of keys, got shape {keys.shape}")
+    default += ["seed"] if key_ndim == 1 else []
+    axes = _axes(default if axes is None else axes)
+    stacked = {n for g in axes for n in g}
+    if data is None:
+        if "data" in stacked:
+            raise ValueError("axes names the 'data' stack but no data were given")
+        data = as_jax(problem.data)
+        test_data = as_jax(problem.test_data) if problem.test_data is not None else None
+    if params is None and "init" in stacked:
+        raise ValueError("axes names the 'init' stack but no params were given")
+    if params is not None:
+        for leaf in jax.tree.leaves(params):
+            check_finite_array("params", leaf)
+        params = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), params)
+    if "seed" in stacked and key_ndim != 1:
+        raise ValueError("axes names the 'seed' stack but keys is a single key")
+    return _run_many_jit(problem, optimizers, keys, data, test_data, params, max_loss, axes=axes, steps=steps,
+                         batch_size=batch_size, every=every, replace=bool(replace),
+                         track_grad_norm=bool(track_grad_norm), observe=observe, accumulate=accumulate)
 
 
 def validate_batch(problem: Problem, batch_size: int, replace: bool) -> int:
@@ -199,12 +392,9 @@ def train(problem: Problem, optimizer: Optimizer, *, steps: int, batch_size: int
     if max_loss is not None and not float(max_loss) > 0:  # inf is allowed: flag only non-finite losses
         raise ValueError(f"max_loss must be > 0, got {max_loss!r}")
     params = problem.init(key) if params is None else check_params("params", params, problem)
-    data = as_jax(problem.data)
-    test_data = as_jax(problem.test_data) if problem.test_data is not None else None
-    params = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), params)
-    out = _run_jit(optimizer, params, key, data, test_data, max_loss=max_loss,
-                   **run_kwargs(problem, steps=steps, batch_size=batch_size, log_every=log_every, replace=replace,
-                                track_grad_norm=track_grad_norm))
+    test_data = problem.test_data
+    out = run_many(problem, optimizer, key, params=params, steps=steps, batch_size=batch_size, every=log_every,
+                   replace=replace, max_loss=max_loss, track_grad_norm=track_grad_norm)
     diverged = bool(out.diverged)
     return History(
         steps=log_steps(steps, log_every) if steps else np.array([0]),

@@ -12,6 +12,7 @@ from sam_theory.precision import float64
 from sam_theory.problems import linear_regression
 
 sweep_module = importlib.import_module("sam_theory.sweep")
+store_module = importlib.import_module("sam_theory.sweep_store")
 GRID = {"lr": [0.1, 0.5], "rho": [0.0, 0.05, 0.1], "seed": [0, 1]}
 
 
@@ -122,29 +123,65 @@ def test_resume_skips_finished_chunks(prob, base, x64, tmp_path, monkeypatch):
     kw = dict(steps=12, batch_size=4, log_every=5, chunk_size=4, progress=False, out_dir=tmp_path)
     full = sam_theory.sweep(prob, "sam", GRID, **{**kw, "out_dir": None})
     np.testing.assert_allclose(full.losses, base.losses, rtol=1e-13, atol=0)
-    real_write, calls = sweep_module._write_chunk, []
+    real_write, calls = store_module.write_chunk, []
 
     def dying_write(path, arrays):
         calls.append(path.name)
         if len(calls) == 2:  # killed while writing the second chunk: a partial temporary file, no chunk file
-            path.with_name(path.name + ".tmp").write_bytes(b"partial")
+            path.with_name(path.name + ".123.tmp").write_bytes(b"partial")
             raise KeyboardInterrupt
         real_write(path, arrays)
 
-    monkeypatch.setattr(sweep_module, "_write_chunk", dying_write)
+    monkeypatch.setattr(store_module, "write_chunk", dying_write)
     with pytest.raises(KeyboardInterrupt):
         sam_theory.sweep(prob, "sam", GRID, **kw)
     assert sorted(p.name for p in tmp_path.glob("chunk_*.npz")) == ["chunk_00000.npz"]
-    monkeypatch.setattr(sweep_module, "_write_chunk", real_write)
+    assert [p.name for p in tmp_path.glob("*.tmp")] == ["chunk_00001.npz.123.tmp"]
+    monkeypatch.setattr(store_module, "write_chunk", real_write)
     res = sam_theory.sweep(prob, "sam", GRID, **kw)
+    assert not list(tmp_path.glob("*.tmp"))  # the stale temporary file is removed at start
     assert res.info["chunks"] == 3 and res.info["chunks_loaded"] == 1 and res.info["chunks_computed"] == 2
     np.testing.assert_array_equal(res.losses, full.losses)
     assert sorted(p.name for p in tmp_path.glob("chunk_*.npz")) == [f"chunk_{i:05d}.npz" for i in range(3)]
     again = sam_theory.sweep(prob, "sam", GRID, **kw)  # everything on disk: no work redone
     assert again.info["chunks_computed"] == 0 and again.info["chunks_loaded"] == 3
     np.testing.assert_array_equal(again.losses, full.losses)
-    with pytest.raises(ValueError, match="out_dir"):  # a different sweep in the same folder
+    with pytest.raises(ValueError, match="out_dir.*differs in settings.steps"):  # a different sweep, same folder
         sam_theory.sweep(prob, "sam", GRID, **{**kw, "steps": 11})
+
+
+def test_resume_refuses_other_data_and_other_constructor_arguments(prob, tmp_path):
+    """The manifest identifies the problem by content (issue 13): other data or another weight-decay flag in the
+    same out_dir is refused, naming the differing fields; the same problem rebuilt from its arguments resumes."""
+    from sam_theory.problems import LinearRegression, diagonal_linear_net
+    kw = dict(steps=3, batch_size=4, progress=False, out_dir=tmp_path / "lr")
+    sam_theory.sweep(prob, "sam", {"lr": [0.1], "rho": [0.05]}, **kw)
+    other = LinearRegression(prob.X, 2 * prob.y, seed=0, test_data=prob.test_data)  # same describe(), other y
+    assert other.describe() == prob.describe()
+    with pytest.raises(ValueError, match=r"differs in .*problem\.data.*problem\.y"):
+        sam_theory.sweep(other, "sam", {"lr": [0.1], "rho": [0.05]}, **kw)
+    again = sam_theory.sweep(linear_regression(n=16, p=40, seed=0), "sam", {"lr": [0.1], "rho": [0.05]}, **kw)
+    assert again.info["chunks_loaded"] == 1
+    kw = dict(steps=3, batch_size=4, progress=False, out_dir=tmp_path / "wd")
+    net = lambda flag: diagonal_linear_net(n=8, d=6, k=2, n_test=0, weight_decay=0.1, perturb_weight_decay=flag)
+    sam_theory.sweep(net(False), "sam", {"lr": [0.1], "rho": [0.05]}, **kw)
+    with pytest.raises(ValueError, match=r"differs in problem\.perturb_weight_decay; use a new out_dir"):
+        sam_theory.sweep(net(True), "sam", {"lr": [0.1], "rho": [0.05]}, **kw)
+    with pytest.raises(ValueError, match=r"differs in method_kwargs\.eps"):  # an optimizer option
+        sam_theory.sweep(net(False), "sam", {"lr": [0.1], "rho": [0.05]}, eps=1e-6, **kw)
+
+
+def test_corrupt_chunk_is_named_moved_aside_and_recomputed(prob, tmp_path):
+    kw = dict(steps=4, batch_size=4, progress=False, out_dir=tmp_path, chunk_size=2)
+    grid = {"lr": [0.1, 0.2, 0.3], "rho": [0.05]}
+    first = sam_theory.sweep(prob, "sam", grid, **kw)
+    path = tmp_path / "chunk_00001.npz"
+    path.write_bytes(path.read_bytes()[:50])  # truncated: not a readable zip any more
+    with pytest.warns(RuntimeWarning, match="chunk_00001.npz.*corrupt.*moved to 'chunk_00001.npz.corrupt'"):
+        res = sam_theory.sweep(prob, "sam", grid, **kw)
+    assert res.info["chunks_loaded"] == 1 and res.info["chunks_computed"] == 1
+    assert (tmp_path / "chunk_00001.npz.corrupt").exists() and path.exists()
+    np.testing.assert_array_equal(res.losses, first.losses)
 
 
 @pytest.mark.parametrize("grid, kwargs, match", [

@@ -119,3 +119,90 @@ def test_log_steps():
     np.testing.assert_array_equal(log_steps(10, 5), [0, 5, 10])
     np.testing.assert_array_equal(log_steps(7, 5), [0, 5, 7])
     np.testing.assert_array_equal(log_steps(0, 5), [0])
+
+
+# --- run_many ---------------------------------------------------------------------------------------------------
+
+from sam_theory.train import run_many  # noqa: E402
+
+
+def test_run_many_stacks_outer_and_zipped_equal_train(prob, x64):
+    """axes=("optimizer", "seed") is an outer product, (("optimizer", "seed"),) zips; every member = `train`."""
+    opts = [sam(0.3, 0.05), sam(0.5, 0.1)]
+    keys = jax.random.split(jax.random.key(7), 2)
+    kw = dict(steps=9, batch_size=4, every=4)
+    outer = run_many(prob, opts, keys, axes=("optimizer", "seed"), **kw)
+    zipped = run_many(prob, opts, keys, axes=(("optimizer", "seed"),), **kw)
+    assert outer.losses.shape == (2, 2, 4) and zipped.losses.shape == (2, 4)
+    for i, opt in enumerate(opts):
+        for j in range(2):
+            h = train(prob, opt, steps=9, batch_size=4, key=keys[j], log_every=4)
+            np.testing.assert_allclose(outer.losses[i, j], h.losses, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(zipped.losses[i], outer.losses[i, i], rtol=1e-14, atol=0)
+
+
+def test_run_many_data_and_init_stacks(x64):
+    """A data stack (with its test data) and an init stack zipped: run s trains on data set s from x_0^(s)."""
+    probs = [linear_regression(n=8, p=5, seed=s, n_test=4) for s in range(3)]
+    stack = lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees)
+    inits = stack([jnp.full(5, 0.1 * s) for s in range(3)])
+    out = run_many(probs[0], usam(0.2, 0.05), jax.random.key(0), data=stack([as_jax(p.data) for p in probs]),
+                   test_data=stack([as_jax(p.test_data) for p in probs]), params=inits, axes=(("data", "init"),),
+                   steps=6, batch_size=8)
+    for s, p in enumerate(probs):
+        h = train(p, usam(0.2, 0.05), steps=6, batch_size=8, key=jax.random.key(0), params=inits[s])
+        np.testing.assert_allclose(out.losses[s], h.losses, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(out.test_losses[s], h.test_losses, rtol=1e-12, atol=0)
+
+
+def _lam_max(params, member):
+    from sam_theory.curvature import hvp, top_eigenvalues
+    return top_eigenvalues(hvp(member.loss, params), 1, num_iters=40, key=jax.random.key(0)).values[0]
+
+
+def _grad_sq(params, member):
+    return jnp.sum(jax.grad(member.loss)(params) ** 2)
+
+
+def test_run_many_observe_and_accumulate(prob, x64):
+    """observe at t = 0, every, …, T (λ_max of a quadratic is constant: the top eigenvalue of XᵀX/n, by Lanczos with
+    p iterations); accumulate sums over the steps taken (at x_t before step t): Σ_{t<s} ‖∇f(x_t)‖² at each logged s."""
+    lam = np.linalg.eigvalsh(prob.X.T @ prob.X / prob.n)[-1]
+    out = run_many(prob, sgd(0.2), jax.random.key(0), observe=_lam_max, accumulate=_grad_sq, every=5, steps=12,
+                   batch_size=prob.n, track_grad_norm=True)
+    assert out.observed.shape == (4,) and out.accumulated.shape == (4,)
+    np.testing.assert_allclose(out.observed, lam, rtol=1e-10)
+    gn2 = np.asarray(out.grad_norms) ** 2  # ‖∇f‖² at t = 0, 5, 10, 12
+    assert out.accumulated[0] == 0 and np.all(np.diff(out.accumulated) > 0)
+    per_step = run_many(prob, sgd(0.2), jax.random.key(0), every=1, steps=12, batch_size=prob.n,
+                        track_grad_norm=True).grad_norms
+    per_step = np.asarray(per_step) ** 2
+    np.testing.assert_allclose(out.accumulated[1:], np.cumsum(per_step[:-1])[[4, 9, 11]], rtol=1e-12)
+    np.testing.assert_allclose(gn2, per_step[[0, 5, 10, 12]], rtol=1e-12)
+
+
+def test_run_many_masks_observations_after_divergence(prob, x64):
+    out = run_many(prob, [sgd(0.1), sgd(100.0)], jax.random.key(0), observe=_lam_max, every=2, steps=20,
+                   batch_size=prob.n)
+    assert not out.diverged[0] and out.diverged[1]
+    assert np.isfinite(out.observed[0]).all() and np.isnan(out.observed[1, -1])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"axes": ("optimizer", "bogus")}, "unknown stack 'bogus'"),
+    ({"axes": ("seed", "seed")}, "appears twice"),
+    ({"axes": ("data",)}, "no data were given"),
+    ({"axes": ("init",)}, "no params were given"),
+    ({"every": 0}, "every must be >= 1"),
+])
+def test_run_many_errors_name_the_argument(prob, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_many(prob, sgd(0.1), jax.random.split(jax.random.key(0), 2), steps=3, batch_size=4, **kwargs)
+
+
+@pytest.mark.parametrize("n, b", [(5, 2), (64, 8), (256, 32), (20, 19)])
+def test_sample_indices_is_jax_choice_bit_for_bit(n, b):
+    """The sort-free batch draw equals jax.random.choice(replace=False) (the first b of jax's permutation)."""
+    keys = jax.random.split(jax.random.key(n + b), 500)
+    ref = jax.vmap(lambda k: jax.random.choice(k, n, (b,), replace=False))(keys)
+    np.testing.assert_array_equal(jax.vmap(lambda k: sample_indices(k, n, b, False))(keys), ref)

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..convergence.implicit_bias import minimize_potential
-from ..optim import sgd
+from ..optim import sgd, usam
 from ..optim.msam import msam, nsam
 from ..problems import as_jax, diagonal_linear_net, stack_trees
-from ..train import run, run_kwargs
+from ..train import run_many
 from ..stats import EXACT_TOL, rel_err
 from .registry import CheckResult, register
 from ..stats import Z_TREND, direction_holds
@@ -27,26 +27,26 @@ def _join(values, spec: str) -> str:
 
 
 
-def _gd_scan(X, y, lr, rho, steps, active_steps, alpha=ALPHA):
-    """GD (ρ = 0) or full-batch n-SAM/USAM (ρ > 0) on u⊙v from u = α, v = 0, hand-vectorized so it vmaps over η.
+def _remainders(params, member):
+    """Per coordinate, log(1 − η²g_t²) and |ηg_t|³/(3(1 − η²g_t²)) at x_t (g = ∇_βL, η = the run's lr): summed over
+    steps by `run_many` (``accumulate``), exp(Σ log) · α² is c_T for GD exactly and Σ of the second bounds the
+    artanh remainder of `implicit_bias_potential`."""
+    X, y = member.data
+    g = X.T @ (X @ (params["u"] * params["v"]) - y) / X.shape[0]
+    eg = member.optimizer.lr * g
+    return jnp.log1p(-eg**2), jnp.abs(eg) ** 3 / (3 * (1 - eg**2))
 
-    Steps t ≥ ``active_steps`` are skipped (a fixed horizon T = η·active_steps with one scan length). Tracks
-    Σ_t log(1 − η²g_t²) (g = ∇_βL), whose exp times α² is c_T for GD exactly, and Σ_t |ηg_t|³/(3(1 − η²g_t²)).
-    """
-    n, d = X.shape
-    grad_beta = lambda beta: X.T @ (X @ beta - y) / n
 
-    def step(carry, t):
-        u, v, log_prod, cubes = carry
-        g = grad_beta(u * v)
-        us, vs = u + rho * g * v, v + rho * g * u  # USAM ascent with the full gradient (ρ = 0: GD)
-        gs = grad_beta(us * vs)
-        on = t < active_steps
-        new = (u - lr * gs * vs, v - lr * gs * us, log_prod + jnp.log1p(-(lr * g) ** 2),
-               cubes + jnp.abs(lr * g) ** 3 / (3 * (1 - (lr * g) ** 2)))
-        return jax.tree.map(lambda a, b: jnp.where(on, b, a), (u, v, log_prod, cubes), new), None
-    zeros = jnp.zeros(d)
-    return jax.lax.scan(step, (alpha * jnp.ones(d), zeros, zeros, zeros), jnp.arange(steps))[0]
+def _c(params, member):
+    return params["u"] ** 2 - params["v"] ** 2
+
+
+def _gd_runs(prob, opts, steps, every):
+    """Full-batch runs of ``opts`` on u⊙v from u = α, v = 0 (`run_many`, one compile per optimizer kind): final
+    params, c = u² − v² and the accumulated `_remainders` at t = 0, every, …, steps."""
+    out = run_many(prob, opts, jax.random.key(0), params=prob.init(None), observe=_c, accumulate=_remainders,
+                   every=every, steps=steps, batch_size=prob.n)
+    return out.params, np.asarray(out.observed), tuple(np.asarray(a) for a in out.accumulated)
 
 
 @register("diag_net.conserved_quantity", "bound", "§9")
@@ -57,20 +57,20 @@ def conserved_quantity(ctx) -> CheckResult:
     Per coordinate, u' = u − ηgv, v' = v − ηgu give u'² − v'² = (u² − v²)(1 − η²g²) (the cross terms cancel).
     """
     prob = diagonal_linear_net(seed=ctx.seed, alpha=ALPHA, n_test=0)
-    X, y = jnp.asarray(prob.X), jnp.asarray(prob.y)
     horizon = 20.0
     etas = np.array([0.0025, 0.005, 0.01, 0.02, 0.04]) if ctx.quick else np.geomspace(0.00125, 0.04, 6)
     active = np.round(horizon / etas).astype(int)
-    steps = int(active.max())
-    runs = jax.jit(jax.vmap(lambda lr, a, rho: _gd_scan(X, y, lr, rho, steps, a), in_axes=(0, 0, None)))
+    steps, every = int(active.max()), int(np.gcd.reduce(active))
+    at = (np.arange(len(etas)), active // every)  # run i read at its own horizon t = active_i
     c0 = ALPHA**2
-    u, v, log_prod, _ = runs(jnp.asarray(etas), jnp.asarray(active), 0.0)
-    c_t = np.asarray(u**2 - v**2)
-    identity_err = max(rel_err(c, c0 * np.exp(lp)) for c, lp in zip(c_t, np.asarray(log_prod)))
+    # USAM with the full gradient: u + ρ∇_u f = u + ρ g v (the A–F ascent); ρ = 0 is GD exactly (ε = 0·g = 0)
+    _, cs, (log_prod, _) = _gd_runs(prob, [usam(lr, rho) for rho in (0.0, 0.1) for lr in etas], steps, every)
+    cs = cs.reshape((2, len(etas)) + cs.shape[1:])  # (GD, control) × η × logged t × d
+    c_t, log_prod = cs[0][at], log_prod[:len(etas)][at]
+    identity_err = max(rel_err(c, c0 * np.exp(lp)) for c, lp in zip(c_t, log_prod))
     drift = np.max(np.abs(c_t - c0), axis=1) / c0
     slope = float(np.polyfit(np.log(etas), np.log(drift), 1)[0])
-    us, vs, _, _ = runs(jnp.asarray(etas), jnp.asarray(active), 0.1)
-    drift_sam = np.max(np.abs(np.asarray(us**2 - vs**2) - c0), axis=1) / c0
+    drift_sam = np.max(np.abs(cs[1][at] - c0), axis=1) / c0
     slope_sam = float(np.polyfit(np.log(etas), np.log(drift_sam), 1)[0])
     ok = abs(slope - 1) <= SLOPE_TOL and identity_err < EXACT_TOL and abs(slope_sam - 1) > SLOPE_TOL
     detail = (f"diagonal net u⊙v (n=20, d=30, k=3, α={ALPHA}, seed {ctx.seed}), GD for a fixed time T = ηt = "
@@ -101,8 +101,8 @@ def implicit_bias_potential(ctx) -> CheckResult:
     lr, steps = (0.05, 400_000) if ctx.quick else (0.025, 1_600_000)
     prob = diagonal_linear_net(seed=ctx.seed, alpha=ALPHA, n_test=0)
     X, y = prob.X, prob.y
-    u, v, _, cubes = jax.jit(lambda: _gd_scan(jnp.asarray(X), jnp.asarray(y), lr, 0.0, steps, steps))()
-    u, v, R = np.asarray(u), np.asarray(v), np.asarray(cubes)
+    final, _, (_, cubes) = _gd_runs(prob, [sgd(lr)], steps, steps)
+    u, v, R = np.asarray(final["u"][0]), np.asarray(final["v"][0]), cubes[0, -1]
     beta, c_inf = u * v, u**2 - v**2
     sol = minimize_potential(X, y, c_inf)
     b = sol.beta
@@ -131,13 +131,12 @@ def implicit_bias_potential(ctx) -> CheckResult:
 
 
 def _final_test_losses(probs, make_opt, rhos, *, steps: int):
-    """Final test loss of every (ρ, seed): full batch b = n in order, one vmapped, jitted `run` per method."""
-    fn = functools.partial(run, **run_kwargs(probs[0], steps=steps, batch_size=probs[0].n, log_every=steps))
+    """Final test loss of every (ρ, seed): full batch b = n in order, one `run_many` per method (ρ × data set)."""
     data = stack_trees([as_jax(p.data) for p in probs])
     test = stack_trees([as_jax(p.test_data) for p in probs])
-    x0 = probs[0].init(None)
-    over_seeds = jax.vmap(lambda r, d, te: fn(make_opt(r), x0, jax.random.key(0), d, te), in_axes=(None, 0, 0))
-    out = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None)))(jnp.asarray(rhos), data, test)
+    out = run_many(probs[0], [make_opt(r) for r in rhos], jax.random.key(0), data=data, test_data=test,
+                   params=probs[0].init(None), axes=("optimizer", "data"), steps=steps, batch_size=probs[0].n,
+                   every=steps)
     return np.asarray(out.test_losses)[..., -1], np.asarray(out.losses)[..., -1], np.asarray(out.diverged)
 
 

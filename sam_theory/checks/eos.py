@@ -8,8 +8,9 @@ import numpy as np
 
 from ..convergence.eos import sam_edge, two_cycle_amplitude, two_cycle_contraction
 from ..curvature import hvp, top_eigenvalues
-from ..optim import Batch, sam
-from ..problems import as_jax, stack_trees, two_layer_net
+from ..optim import sam
+from ..problems import Problem, as_jax, stack_trees, two_layer_net
+from ..train import run_many
 from ..tree import tree_norm
 from ..stats import EXACT_TOL
 from .registry import CheckResult, register
@@ -26,16 +27,27 @@ def _quadratic(p: int, lam1: float, spread: tuple[float, float], seed: int):
     return (Q * lam) @ Q.T, rng.standard_normal(p)
 
 
-def _quadratic_loss(x, H):
-    return 0.5 * x @ H @ x
+class _Quadratic(Problem):
+    """f(x) = ½xᵀHx with H stored as the data (n = p rows, always used whole: full batch b = n in order)."""
+
+    name = "quadratic"
+
+    def __init__(self, H):
+        self.data = np.asarray(H)
+
+    def batch_loss(self, params, examples):
+        return 0.5 * params @ examples @ params
 
 
-def _scan_steps(opt, batch, x0, steps: int):
-    """All iterates x_1..x_T of ``opt`` on a fixed full batch, one jitted `lax.scan`."""
-    def step(x, _):
-        x, _ = opt.step(x, (), batch)
-        return x, x
-    return jax.jit(lambda x: jax.lax.scan(step, x, None, length=steps)[1])(x0)
+def _iterate(x, member):
+    return x
+
+
+def _scan_steps(opt, H, x0, steps: int):
+    """All iterates x_1..x_T of ``opt`` on f = ½xᵀHx (full batch), through `run_many` (the iterate as observable)."""
+    prob = _Quadratic(H)
+    out = run_many(prob, opt, jax.random.key(0), params=x0, observe=_iterate, steps=steps, batch_size=prob.n)
+    return out.observed[1:]
 
 
 @register("eos.two_cycle", "exact", "§7")
@@ -43,7 +55,8 @@ def two_cycle(ctx) -> CheckResult:
     """Normalized full-batch SAM on f = ½xᵀHx ends in x = ±(ηρλ₁/(2 − ηλ₁))v₁, and there λ₁ = λ_edge(‖∇f‖).
 
     `sam_theory.optim.sam` with δ = 0 (no normalization guard: δ/‖∇f‖ would shift the cycle by a relative 1e-11)
-    is iterated in one `lax.scan`; the reference v₁, λ₁ come from a dense `numpy.linalg.eigh` of H.
+    is iterated by `run_many` (one `lax.scan`, the iterate recorded as an observable); the reference v₁, λ₁ come
+    from a dense `numpy.linalg.eigh` of H.
     """
     p, lr, rho = (20, 1.2, 0.05) if ctx.quick else (200, 1.5, 0.1)
     H, x0 = _quadratic(p, 1.0, (0.1, 0.8), ctx.seed)
@@ -55,8 +68,7 @@ def two_cycle(ctx) -> CheckResult:
     start = np.linalg.norm(x0) / amp
     steps = int(np.ceil(np.log(1e-3 * np.finfo(float).eps / start) / np.log(max(q, q1))))
     steps += steps % 2  # even, so the last two iterates are x_T−1, x_T of one cycle
-    xs = np.asarray(_scan_steps(sam(lr, rho, eps=0.0), Batch(jnp.asarray(H), _quadratic_loss),
-                                jnp.asarray(x0), steps))
+    xs = np.asarray(_scan_steps(sam(lr, rho, eps=0.0), H, x0, steps))
     coord = xs @ v1
     last = xs[-2:]
     signs = np.sign(last @ v1)
@@ -86,18 +98,17 @@ def _sharpness_paths(prob, data, x0, lr, rho, *, steps: int, log_every: int):
     every seed shares one compiled trainer and one compiled Lanczos. Returns arrays of shape (runs, logs):
     λ_max(H(x_t)) (Lanczos, 30 iterations), its residual ‖Hy − θy‖, ‖∇f(x_t)‖ and f(x_t) at t = log_every, ….
     """
-    def one(examples, x, rho_s):
-        opt = sam(lr, rho_s)
-        batch = Batch(examples, prob.batch_loss)
-        loss = lambda y: prob.batch_loss(y, examples)
+    opts = [sam(lr, float(r)) for r in np.asarray(rho)]
+    out = run_many(prob, opts, jax.random.key(0), data=data, params=x0, axes=(("optimizer", "data", "init"),),
+                   observe=_sharpness, every=log_every, steps=steps // log_every * log_every, batch_size=prob.n)
+    return [np.asarray(a)[:, 1:] for a in out.observed]
 
-        def segment(y, _):
-            y = jax.lax.scan(lambda z, _: (opt.step(z, (), batch)[0], None), y, None, length=log_every)[0]
-            pairs = top_eigenvalues(hvp(loss, y), 1, num_iters=30, key=jax.random.key(0))
-            f, g = jax.value_and_grad(loss)(y)
-            return y, (pairs.values[0], pairs.residual_norms[0], tree_norm(g), f)
-        return jax.lax.scan(segment, x, None, length=steps // log_every)[1]
-    return [np.asarray(a) for a in jax.jit(jax.vmap(one))(data, x0, rho)]
+
+def _sharpness(y, member):
+    """λ_max(H(y)) (Lanczos, 30 iterations), its residual ‖Hv − θv‖, ‖∇f(y)‖ and f(y): a `run_many` observable."""
+    pairs = top_eigenvalues(hvp(member.loss, y), 1, num_iters=30, key=jax.random.key(0))
+    f, g = jax.value_and_grad(member.loss)(y)
+    return pairs.values[0], pairs.residual_norms[0], tree_norm(g), f
 
 
 @register("eos.sam_edge", "trend", "§7")

@@ -7,8 +7,6 @@ implicit bias of §9 acts on. λ_max(H) is reported as well; on this problem it 
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +14,7 @@ import numpy as np
 from ..curvature import eigvalsh, hessian
 from ..optim import msam
 from ..problems import as_jax, diagonal_linear_net, stack_trees
-from ..train import run, run_kwargs
+from ..train import run_many
 from .registry import CheckResult, register
 from ..stats import Z_TREND, direction_holds, summarize
 
@@ -37,15 +35,15 @@ def msam_runs(problems, m: int, *, rho: float, steps: int, log_every: int):
     ref = problems[0]
     data = stack_trees([as_jax(p.data) for p in problems])
     test = stack_trees([as_jax(p.test_data) for p in problems])
-    fn = functools.partial(run, **run_kwargs(ref, steps=steps, batch_size=ref.n, log_every=log_every))
-    opt = msam(LR, rho, m=m, normalize=False)
+    out = run_many(ref, msam(LR, rho, m=m, normalize=False), jax.random.key(0), data=data, test_data=test,
+                   params=ref.init(None), axes=("data",), every=log_every, steps=steps, batch_size=ref.n)
 
-    def one(d, td):
-        out = fn(opt, ref.init(None), jax.random.key(0), d, td)
-        H = hessian(lambda p: ref.batch_loss(p, d), out.params)
-        return out.losses[-1], out.test_losses[-1], eigvalsh(H)[-1], jnp.trace(H), out.diverged
+    def curvature(params, d):  # at the final points only (not a run_many observable: no Hessian at t = 0)
+        H = hessian(lambda p: ref.batch_loss(p, d), params)
+        return eigvalsh(H)[-1], jnp.trace(H)
 
-    return tuple(np.asarray(x) for x in jax.jit(jax.vmap(one))(data, test))
+    lam, trace = jax.jit(jax.vmap(curvature))(out.params, data)
+    return tuple(np.asarray(x) for x in (out.losses[:, -1], out.test_losses[:, -1], lam, trace, out.diverged))
 
 
 @register("msharpness.smaller_m_flatter", "trend", "§8")

@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import numpy as np
 
 from ..optim import Optimizer, sam, sgd, usam
-from ..problems import Problem, as_jax
-from ..train import log_steps, run, run_kwargs, validate_batch
+from ..problems import Problem
+from ..train import log_steps, run_many, validate_batch
 from ..validation import check_choice, check_int, check_nonnegative, check_positive
 from .theorem_b_constants import Constants, constants as compute_constants
 from .rates import LinearRate, fit_linear_rate
@@ -26,7 +25,7 @@ DEFAULT_MC_SLACK_SE = 3.0
 
 def train_seeds(problem: Problem, optimizer: Optimizer, keys, *, steps: int, batch_size: int, log_every: int = 1,
                 replace: bool = True, params=None, data=None):
-    """Run ``optimizer`` once per key, vmapped (sam_theory.train.run), from the same ``params``.
+    """Run ``optimizer`` once per key (`sam_theory.train.run_many`, the seed stack), from the same ``params``.
 
     ``data`` defaults to the problem's data (shared); pass a pytree stacked over the keys' axis to vary data per
     run (then ``problem`` only supplies the loss). Optimizer hyperparameters that are arrays are vmapped too.
@@ -42,14 +41,11 @@ def train_seeds(problem: Problem, optimizer: Optimizer, keys, *, steps: int, bat
       >>> losses.shape, diverged.tolist()                          # (seeds, logged steps 0..10)
       ((3, 11), [False, False, False])
     """
-    fn = functools.partial(run, **run_kwargs(problem, steps=steps, batch_size=batch_size, log_every=log_every,
-                                             replace=replace))
     params = problem.init(jax.random.key(0)) if params is None else params
-    opt_axis = 0 if np.ndim(jax.tree.leaves(optimizer.hparams)[0]) else None
-    data_axis = None if data is None else 0
-    data = as_jax(problem.data) if data is None else data
-    out = jax.jit(jax.vmap(lambda o, k, d: fn(o, params, k, d), in_axes=(opt_axis, 0, data_axis)))(
-        optimizer, keys, data)
+    zipped = ("seed",) + (("optimizer",) if np.ndim(jax.tree.leaves(optimizer.hparams)[0]) else ()) + (
+        () if data is None else ("data",))
+    out = run_many(problem, optimizer, keys, data=data, params=params, axes=(zipped,), steps=steps,
+                   batch_size=batch_size, every=log_every, replace=replace)
     return np.asarray(out.losses), np.asarray(out.diverged), out.params
 
 

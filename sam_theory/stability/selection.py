@@ -9,8 +9,8 @@ SAM actually reaches have smaller a, s_2, s_3, s_4 than those SGD reaches from t
 
 `minima_moments` measures it: for every seed it draws one initialization x_0 = problem.init(key_s) and one batch
 sequence (the trainer's PRNG key k_s), trains every optimizer from that same x_0 with that same key — hence the same
-batch ξ_t at every step t — by one `jax.vmap` of `sam_theory.train.run` over seeds (one `lax.scan` over steps, one
-compile per optimizer), and computes `sam_theory.curvature.hessian_moments` at each final point with the batch size
+batch ξ_t at every step t — by `sam_theory.train.run_many` over seeds (one `lax.scan` over steps, one
+compile per optimizer kind), and computes `sam_theory.curvature.hessian_moments` at each final point with the batch size
 and sampling used in training. The final losses f(x_T) and max_i f_i(x_T) are returned with the moments, because
 Hessian moments are meaningful only near an interpolating minimum (there H_i = J_iᵀJ_i for square losses, §4).
 
@@ -21,7 +21,6 @@ as a signed number.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -30,8 +29,8 @@ import numpy as np
 from ..curvature import (BatchCurvature, batch_distribution, expected_product, hessian_moments,
                          per_example_hessians, real_root, stochastic_moment)
 from ..optim import Optimizer
-from ..problems.base import Problem, as_jax, stack_trees
-from ..train import run, run_kwargs, validate_batch
+from ..problems.base import Problem
+from ..train import run_many, validate_batch
 from ..validation import check_choice, check_int
 
 MOMENTS = ("a", "s2", "s3", "s4")
@@ -85,27 +84,16 @@ class MinimaMoments:
         return (x - y) / np.abs(x) if relative else x - y
 
 
-def _stacked(optimizers):
-    """One `Optimizer` whose hparams carry a leading axis over ``optimizers`` (all of the same kind and options)."""
-    return stack_trees([jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), opt)
-                        for opt in optimizers])
-
-
 def _train_group(problem, optimizers, keys, *, steps, batch_size, replace, log_every):
     """Final params (leading axes: optimizer, seed), losses and divergence flags of optimizers of one kind.
 
-    One compile: vmap over the stacked hyperparameters and over seeds of `sam_theory.train.run`. Seed s uses
-    k_init, k_run = split(key_s) for every optimizer: the same x_0 and the same batches ξ_t.
+    One compile: `sam_theory.train.run_many` with the optimizer stack outside and the (seed, init) stacks zipped
+    inside. Seed s uses k_init, k_run = split(key_s) for every optimizer: the same x_0 and the same batches ξ_t.
     """
-    fn = functools.partial(run, **run_kwargs(problem, steps=steps, batch_size=batch_size, log_every=log_every,
-                                             replace=replace))
-    data = as_jax(problem.data)
-
-    def one(opt, key):
-        k_init, k_run = jax.random.split(key)
-        return fn(opt, problem.init(k_init), k_run, data)
-
-    out = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))(_stacked(optimizers), keys)
+    k_init, k_run = jax.vmap(jax.random.split, out_axes=1)(keys)
+    inits = jax.vmap(problem.init)(k_init)
+    out = run_many(problem, list(optimizers), k_run, params=inits, axes=("optimizer", ("seed", "init")),
+                   steps=steps, batch_size=batch_size, every=log_every, replace=replace)
     return out.params, np.asarray(out.losses), np.asarray(out.diverged)
 
 
@@ -137,7 +125,7 @@ def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, bat
     """Train every optimizer from the same init and batch sequence per seed; Hessian moments at each end point.
 
     For seed s: k_init, k_run = split(key(s)); x_0 = problem.init(k_init); every optimizer runs ``steps`` steps of
-    `sam_theory.train.run` from x_0 with key k_run (so the same batches ξ_t), vmapped over seeds. At each final
+    `sam_theory.train.run_many` from x_0 with key k_run (so the same batches ξ_t), over the seed stack. At each final
     x_T: a = λ_max(H), s_k = λ_max(S_k)^{1/k} for k = 2, 3, 4 with S_k = E_ξ[H_ξ^k] − H^k for the training batch
     distribution (size ``batch_size``, with or without replacement) — THEORY.md §4, §5 (iv).
 

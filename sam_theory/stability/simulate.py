@@ -18,7 +18,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..optim.base import Optimizer
 from ..problems.base import Problem, as_jax
-from ..train import run, run_kwargs, sample_indices, validate_batch
+from ..train import run, sample_indices, validate_batch
 from ..validation import check_int, check_positive
 from ..curvature import BatchCurvature
 from .moments import apply_symmetrized
@@ -143,12 +143,11 @@ class EscapeResult:
     diverged: bool
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "penalty_fn", "perturb_penalty", "batch_size", "replace",
-                                             "segments", "log_every"))
-def _escape_run(optimizer, x0, x_star_flat, key, data, *, segments, log_every, **kwargs):
+@functools.partial(jax.jit, static_argnames=("problem", "batch_size", "replace", "segments", "log_every"))
+def _escape_run(problem, optimizer, x0, x_star_flat, key, data, *, segments, log_every, **kwargs):
     def segment(carry, k):
         params, diverged = carry
-        out = run(optimizer, params, k, data, steps=log_every, log_every=log_every, **kwargs)
+        out = run(problem, optimizer, params, k, data, steps=log_every, log_every=log_every, **kwargs)
         dist = jnp.linalg.norm(ravel_pytree(out.params)[0] - x_star_flat)
         return (out.params, diverged | out.diverged), (dist, out.losses[-1])
     (_, diverged), (dist, losses) = lax.scan(segment, (x0, jnp.array(False)), jax.random.split(key, segments))
@@ -175,9 +174,9 @@ def escape_test(problem: Problem, params_star, optimizer: Optimizer, eps: float,
     k_dir, k_run = jax.random.split(key)
     e0 = jax.random.normal(k_dir, flat.shape, flat.dtype)
     x0 = unravel(flat + eps * e0 / jnp.linalg.norm(e0))
-    kwargs = run_kwargs(problem, batch_size=batch_size, replace=replace)
-    dist, losses, diverged = _escape_run(optimizer, x0, flat, k_run, as_jax(problem.data),
-                                         segments=steps // log_every, log_every=log_every, **kwargs)
+    dist, losses, diverged = _escape_run(problem, optimizer, x0, flat, k_run, as_jax(problem.data),
+                                         segments=steps // log_every, log_every=log_every, batch_size=batch_size,
+                                         replace=replace)
     dist = np.concatenate([[eps], np.asarray(dist)])
     f0 = float(problem.loss(x0))
     losses = np.concatenate([[f0], np.asarray(losses)])
