@@ -13,7 +13,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from ..curvature import BatchCurvature, expected_product
 from ..optim import usam
@@ -23,7 +22,7 @@ from ..stability import (batch_moment_matrices, critical_learning_rate, mean_ste
                          propagate_second_moment, second_moment_apply, spectral_radius)
 from ..stats import EXACT_TOL, direction_holds, rel_err
 from ..testing import low_rank_psd_hessians, random_psd_hessians
-from ..train import run, run_kwargs
+from ..train import run
 from .registry import CheckResult, above, at_most, below, holds, register
 
 Z_MAX = 4.0  # Monte Carlo agreement, as in theorem_a.exact_vs_simulated
@@ -108,16 +107,13 @@ def batch_moments_partition_vs_enumeration(ctx) -> CheckResult:
 
 # --- 2. η_c at n = 200, b = 16 against the optimizer -----------------------------------------------------------
 
-@functools.partial(jax.jit, static_argnames=("segments", "log_every", "batch_size", "loss_fn"))
-def _usam_distances(opt, x_star, e0s, keys, data, *, segments, log_every, batch_size, loss_fn):
+@functools.partial(jax.jit, static_argnames=("problem", "steps", "log_every", "batch_size"))
+def _usam_distances(problem, opt, x_star, e0s, keys, data, *, steps, log_every, batch_size):
     """‖x_t − x★‖² every ``log_every`` steps of the real optimizer (`sam_theory.train.run`), vmapped over runs."""
     def one(e0, key):
-        def seg(x, k):
-            out = run(opt, x, k, data, loss_fn=loss_fn, steps=log_every, batch_size=batch_size,
-                      log_every=log_every, replace=False, max_loss=jnp.inf)
-            return out.params, jnp.sum((out.params - x_star) ** 2)
-        _, d = lax.scan(seg, x_star + e0, jax.random.split(key, segments))
-        return jnp.concatenate([jnp.sum(e0**2)[None], d])
+        out = run(problem, opt, x_star + e0, key, data, steps=steps, batch_size=batch_size, log_every=log_every,
+                  replace=False, max_loss=jnp.inf, observe=lambda x, member: jnp.sum((x - x_star) ** 2))
+        return out.observed
     return jax.vmap(one)(e0s, keys)
 
 
@@ -125,10 +121,8 @@ def _monte_carlo(prob, eta, rho, steps, log_every, runs, key):
     k_e, k_r = jax.random.split(key)
     e0 = jax.random.normal(k_e, (runs, prob.p))
     e0 = e0 / jnp.linalg.norm(e0, axis=1, keepdims=True)  # uniform on the sphere: Σ_0 = I/p
-    kw = run_kwargs(prob, batch_size=16)
-    sq = np.asarray(_usam_distances(usam(eta, rho), jnp.asarray(prob.w_star), e0, jax.random.split(k_r, runs),
-                                    as_jax(prob.data), segments=steps // log_every, log_every=log_every,
-                                    batch_size=16, loss_fn=kw["loss_fn"]))
+    sq = np.asarray(_usam_distances(prob, usam(eta, rho), jnp.asarray(prob.w_star), e0, jax.random.split(k_r, runs),
+                                    as_jax(prob.data), steps=steps, log_every=log_every, batch_size=16))
     return sq.mean(0), sq.std(0, ddof=1) / np.sqrt(runs), float(sq[:, -1].max() / sq[:, -1].sum())
 
 
