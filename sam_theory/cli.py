@@ -91,6 +91,8 @@ def _validate_paths(parser: argparse.ArgumentParser, args) -> None:
         targets = [("--out", args.out, True)] + ([("--json", args.json, False)] if args.json else [])
     elif args.command == "plot":
         targets = [("--out", args.out, False)]
+    elif args.command == "experiment" and args.action == "run":
+        targets = [("--out", args.out, True)]
     for flag, value, directory in targets:
         why = _unwritable(Path(value), directory=directory)
         if why:
@@ -301,6 +303,36 @@ def plot(args) -> int:
         return 2
 
 
+# --- `sam-theory experiment list | run NAME…`: the THEORY.md §10 experiments (top-level package `experiments`) ---
+def _experiments():
+    """The top-level `experiments` package (it sits next to `sam_theory` in the repository)."""
+    try:
+        import experiments
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import experiments
+    return experiments
+
+
+def experiment(args) -> int:
+    exps = _experiments()
+    from experiments import runner
+    if args.action == "list":
+        for name in exps.NAMES:
+            mod = runner.load(name)
+            print(f"{name:12s} THEORY.md {mod.SECTION}: {mod.CLAIM}")
+        return 0
+    if not args.names:
+        print("sam-theory experiment run: give experiment names or 'all'", file=sys.stderr)
+        return 2
+    try:
+        runner.run_many(args.names, args.out, quick=args.quick, seeds=args.seeds, progress=sys.stderr.isatty())
+    except (ValueError, RuntimeError) as exc:
+        print(f"sam-theory experiment: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam-theory", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -326,6 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
         if kind.add_arguments is not None:
             kind.add_arguments(k)
     pl.set_defaults(func=plot)
+    ex = sub.add_parser("experiment", help="list or run the THEORY.md §10 experiments (experiments/)")
+    ex.add_argument("action", choices=("list", "run"))
+    ex.add_argument("names", nargs="*", metavar="NAME", help="experiment names, or 'all'")
+    ex.add_argument("--quick", action="store_true", help="tiny sizes for the machinery (no verdicts)")
+    ex.add_argument("--out", metavar="DIR", default="experiments/results", help="output folder "
+                    "(default experiments/results; REPORT.md is assembled there)")
+    ex.add_argument("--seeds", type=int, default=None, help="number of evaluation seeds (default: each "
+                    "experiment's pre-registered number)")
+    ex.set_defaults(func=experiment)
     from .report import add_report_command
     add_report_command(sub)
     return parser

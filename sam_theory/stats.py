@@ -42,11 +42,15 @@ def mean_se(samples, axis=0):
 
 
 def nan_mean_se(samples, axis=0):
-    """`mean_se` ignoring NaNs (diverged runs): the count is the number of finite samples along ``axis``."""
+    """`mean_se` ignoring NaNs (diverged runs): each entry's count is its number of finite samples along ``axis``;
+    the SE is NaN where fewer than 2 are finite."""
     x = np.asarray(samples, dtype=float)
-    num = np.sum(np.isfinite(x), axis=axis)
-    mean = np.nanmean(x, axis=axis)
-    sd = np.nanstd(x, axis=axis, ddof=1) if np.all(num > 1) else np.zeros_like(mean)
+    finite = np.isfinite(x)
+    num = np.sum(finite, axis=axis)
+    total = np.sum(np.where(finite, x, 0.0), axis=axis)
+    mean = np.where(num > 0, total / np.maximum(num, 1), np.nan)
+    dev2 = np.sum(np.where(finite, (x - np.expand_dims(mean, axis)) ** 2, 0.0), axis=axis)
+    sd = np.where(num > 1, np.sqrt(dev2 / np.maximum(num - 1, 1)), np.nan)  # per entry; no SE from < 2 samples
     return mean, sd / np.sqrt(np.maximum(num, 1))
 
 

@@ -70,7 +70,7 @@ def test_run_folders_are_unique_and_no_tmp_is_left(tmp_path, spy_check):
     for _ in range(3):  # well within one second
         assert cli.main(["verify", "--only", r"^test\.spy$", "--out", str(tmp_path), "--json",
                          str(tmp_path / "r.json")]) == 0
-    runs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    runs = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]  # not .jax_cache
     assert len(runs) == 3 and len(set(spy_check)) == 3
     assert all((p / "results.json").exists() for p in runs)
     assert json.loads((tmp_path / "r.json").read_text())["checks"][0]["name"] == "test.spy"

@@ -128,6 +128,11 @@ class TwoLayerNet(Problem):
         f = ops.dense("v", s_out * ACTIVATIONS[self.activation](ops.dense("W", s_in * X)))
         return self._pointwise_loss(f, y)
 
+    def output_loss(self, f, example):
+        """The loss of the output f at the example's label: ½(f − y)² (square) or log(1 + e^{−y f}) (logistic)
+        (used by `problems.Linearized`)."""
+        return self._pointwise_loss(f, example[1])
+
     def _pointwise_loss(self, f, y):
         if self.loss_type == "square":
             return 0.5 * (f - y) ** 2
