@@ -27,7 +27,7 @@ from _timing import best_time, machine  # noqa: E402
 from sam_theory.curvature import hessian, hvp, lanczos, per_example_hessians, per_example_hvp, slq  # noqa: E402
 from sam_theory.curvature.dense import _chunked_columns  # noqa: E402
 from sam_theory.curvature.lanczos import lanczos_tridiag  # noqa: E402
-from sam_theory.curvature.moments import moment_operator  # noqa: E402
+from sam_theory.curvature import BatchCurvature, stochastic_moment  # noqa: E402
 from sam_theory.problems.tanh_net import TanhNet  # noqa: E402
 from sam_theory.precision import float64  # noqa: E402
 
@@ -166,10 +166,9 @@ def bench_moments(args):
     for n in (16, 64, 256):
         prob = TanhNet(n=n, d=16, width=24, seed=0)
         params = prob.init(jax.random.key(0))
-        pe = per_example_hvp(prob, params)
-        s2 = moment_operator(pe, 2)
-        v = jax.random.normal(jax.random.key(1), (pe.size,))
-        t_s2 = best_time(s2.matvec, v, number=5)
+        curv = BatchCurvature.from_problem(prob, params, method="matrix_free")
+        v = jax.random.normal(jax.random.key(1), (curv.size, 1))
+        t_s2 = best_time(lambda u: stochastic_moment(curv, 2, u), v, number=5)
         hess = jax.jit(lambda w: per_example_hessians(prob, w))
         t_dense = best_time(hess, params, repeats=2)
         print(f"  n={n:4d}: one S_2 product {t_s2 * 1e3:7.2f} ms ({t_s2 / n * 1e6:6.1f} µs/example); "

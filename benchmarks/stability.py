@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import machine  # noqa: E402
 
 from sam_theory.testing import interpolating_diagonal_net  # noqa: E402
-from sam_theory.curvature import per_example_hessians  # noqa: E402
+from sam_theory.curvature import BatchCurvature, per_example_hessians  # noqa: E402
 from sam_theory.precision import float64  # noqa: E402
 from sam_theory.stability import critical_learning_rate, simulate_linearized, spectral_radius  # noqa: E402
 
@@ -41,15 +41,17 @@ def main():
             prob, x = interpolating_diagonal_net(0, n=5, d=d)
             Hi = np.asarray(per_example_hessians(prob, x))
             eta = 1.0 / np.linalg.eigvalsh(Hi.mean(0))[-1]
-            rd = spectral_radius(Hi, eta, 0.1, 1, method="dense")
-            rm = spectral_radius((prob, x), eta, 0.1, 1, method="matrix_free")
-            td = warm(lambda: spectral_radius(Hi, eta, 0.1, 1, method="dense"))
-            tm = warm(lambda: spectral_radius((prob, x), eta, 0.1, 1, method="matrix_free"))
+            dense, free = BatchCurvature.from_hessians(Hi), BatchCurvature.from_problem(prob, x, method="matrix_free")
+            rd = spectral_radius(dense, eta, 0.1, method="dense")
+            rm = spectral_radius(free, eta, 0.1, method="matrix_free")
+            td = warm(lambda: spectral_radius(dense, eta, 0.1, method="dense"))
+            tm = warm(lambda: spectral_radius(free, eta, 0.1, method="matrix_free"))
             print(f"| {2 * d} | 5 | {1e3 * td:.1f} | {1e3 * tm:.1f} | {abs(rd.value - rm.value):.1e} | "
                   f"{rm.residual:.1e} |")
         prob, x = interpolating_diagonal_net(0)
-        tc = warm(lambda: critical_learning_rate((prob, x), 0.05, 1))
-        ts = warm(lambda: simulate_linearized((prob, x), 0.05, 0.05, 100, 10000, jax.random.key(0), 1))
+        curv = BatchCurvature.from_problem(prob, x)
+        tc = warm(lambda: critical_learning_rate(curv, 0.05))
+        ts = warm(lambda: simulate_linearized(curv, 0.05, 0.05, 100, 10000, jax.random.key(0)))
         print(f"η_c (p=16, n=5, b=1, scan 48 + bisection 41, dense): {1e3 * tc:.1f} ms; "
               f"Monte Carlo 10⁴ runs × 100 steps (p=16): {1e3 * ts:.1f} ms")
 

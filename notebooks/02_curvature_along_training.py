@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sam_theory import float64, train
-from sam_theory.curvature import hessian, hessian_moments, hvp, spectral_density, top_eigenvalues
+from sam_theory.curvature import BatchCurvature, hessian, hessian_moments, hvp, spectral_density, top_eigenvalues
 from sam_theory.optim import sam, sgd
 from sam_theory.problems import two_layer_net
 
@@ -28,7 +28,7 @@ with float64():
     for opt in (sgd(0.2), sam(0.2, 0.1)):
         params, rows = x0, []
         for seg in range(SEGMENTS + 1):
-            m = hessian_moments(prob, params, batch_size=1, method="dense")
+            m = hessian_moments(BatchCurvature.from_problem(prob, params, batch_size=1, method="dense"))
             rows.append(dict(t=seg * STEPS, loss=float(prob.loss(params)), a=m.a, tr1=m.traces[1], tr2=m.traces[2],
                              s2=m.s[2], s3=m.s[3], s4=m.s[4]))
             if seg < SEGMENTS:

@@ -18,8 +18,9 @@ from IPython.display import Image, display
 from sam_theory import float64
 from sam_theory.optim import usam
 from sam_theory.plots.stability import plot_phase_diagram
-from sam_theory.stability import (critical_learning_rate, curvature_summary, escape_test, one_dimensional_rate,
-                                  phase_diagram_data, spectral_radius, stochastic_moments)
+from sam_theory.curvature import BatchCurvature
+from sam_theory.stability import (batch_moment_matrices, critical_learning_rate, curvature_summary, escape_test,
+                                  one_dimensional_rate, phase_diagram_data, spectral_radius)
 from sam_theory.testing import commuting_hessians, interpolating_diagonal_net, random_psd_hessians
 
 OUT = Path(tempfile.mkdtemp())
@@ -31,11 +32,12 @@ B = 2  # batch size, without replacement
 # %%
 with float64():
     Hi = random_psd_hessians(8, 4, 1000)
+    curv = BatchCurvature.from_hessians(Hi, B)  # per-example Hessians + the batch distribution (b = B)
     a = float(np.linalg.eigvalsh(Hi.mean(0))[-1])
     etas = np.linspace(0.05, 1.2, 40) * 2 / a
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for rho in (0.0, 0.1, 0.4):
-        ax.semilogy(etas * a / 2, [spectral_radius(Hi, eta, rho, B).value for eta in etas], label=f"ρ={rho}")
+        ax.semilogy(etas * a / 2, [spectral_radius(curv, eta, rho).value for eta in etas], label=f"ρ={rho}")
     ax.axhline(1, color="k", lw=0.8); ax.set_xlabel("η · a/2 (1 = GD's edge 2/a)"); ax.set_ylabel("r(T)"); ax.legend()
 
 # %% [markdown]
@@ -45,7 +47,7 @@ with float64():
 # %%
 with float64():
     rhos = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8]
-    crit = [critical_learning_rate(Hi, rho, B) for rho in rhos]
+    crit = [critical_learning_rate(curv, rho) for rho in rhos]
 for rho, c in zip(rhos, crit):
     print(f"ρ={rho:4}: η_c = {c.eta:.6f}   η_max = {c.eta_max:.6f}   GD edge 2/a = {2 / a:.6f}")
 eta_c = np.array([c.eta for c in crit])
@@ -59,11 +61,13 @@ eta_c = np.array([c.eta for c in crit])
 # %%
 with float64():
     Hc = commuting_hessians(6, 3, 1000)
-    H, S = stochastic_moments(Hc, 1)
+    cc = BatchCurvature.from_hessians(Hc, 1)
+    m = batch_moment_matrices(cc)
+    H, S = m.H, {k: m.S(k) for k in (2, 3, 4)}
     one_d = []
     for eta, rho in ((0.5, 0.1), (1.0, 0.3), (1.4, 0.05)):
         g = one_dimensional_rate(np.diag(H), np.diag(S[2]), np.diag(S[3]), np.diag(S[4]), eta, rho)
-        r = spectral_radius(Hc, eta, rho, 1).value
+        r = spectral_radius(cc, eta, rho).value
         one_d.append(abs(r - g.max()) / r)
         print(f"η={eta}, ρ={rho}: r(T) = {r:.12f}, max_j g_j = {g.max():.12f}")
 
@@ -75,8 +79,8 @@ with float64():
 
 # %%
 with float64():
-    ac = curvature_summary(Hc, 1)[0]
-    data = phase_diagram_data(Hc, np.linspace(0.05, 1.2, 16) * 2 / ac, np.linspace(0, 1 / ac, 8), 1,
+    ac = curvature_summary(cc)[0]
+    data = phase_diagram_data(cc, np.linspace(0.05, 1.2, 16) * 2 / ac, np.linspace(0, 1 / ac, 8),
                               sim_every=3, sim_runs=1000, sim_steps=40, key=jax.random.key(1000))
 display(Image(str(plot_phase_diagram(data, OUT / "phase.png"))))
 # Monte Carlo against r(T) where r(T)^T is clearly away from 1 (|T log r| > 3): they must agree
@@ -98,10 +102,11 @@ escapes = []
 fig, ax = plt.subplots(figsize=(6, 3.5))
 with float64():
     prob, x_star = interpolating_diagonal_net(1000)
-    c = critical_learning_rate((prob, x_star), 0.05, 1)
+    cx = BatchCurvature.from_problem(prob, x_star, batch_size=1)
+    c = critical_learning_rate(cx, 0.05)
     for factor in (0.7, 1.4):
         eta = factor * c.eta
-        r = spectral_radius((prob, x_star), eta, 0.05, 1).value
+        r = spectral_radius(cx, eta, 0.05).value
         for s in range(2):
             e = escape_test(prob, x_star, usam(eta, 0.05), 1e-6, 1000, jax.random.key(1000 + s), batch_size=1)
             escapes.append((r > 1 + 1e-9, e.escaped))

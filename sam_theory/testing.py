@@ -34,3 +34,11 @@ def interpolating_diagonal_net(seed: int, n: int = 5, d: int = 8):
     prob = diagonal_linear_net(n=n, d=d, k=2, seed=seed, n_test=0)
     u = 1.0 + 0.5 * np.random.default_rng(seed + 1).random(d)
     return prob, {"u": jnp.asarray(u), "v": jnp.asarray(prob.theta_star / u)}
+
+
+def low_rank_psd_hessians(n: int, p: int, rank: int, seed: int, *, scale: float = 1.0) -> np.ndarray:
+    """n non-commuting PSD matrices H_i = scale·G_iG_iᵀ of rank ``rank``, G_i Gaussian (p, rank)/√p (THEORY.md
+    §4.1 verifies the partition formula on rank-2 H_i)."""
+    G = np.random.default_rng(seed).standard_normal((n, p, rank)) / np.sqrt(p)
+    Hi = scale * G @ np.swapaxes(G, 1, 2)
+    return 0.5 * (Hi + np.swapaxes(Hi, 1, 2))

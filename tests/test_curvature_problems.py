@@ -6,7 +6,7 @@ import jax
 import pytest
 
 from sam_theory import problems
-from sam_theory.curvature import hessian_moments, moments_discrepancy
+from sam_theory.curvature import BatchCurvature, hessian_moments, moments_discrepancy
 
 SMALL = {
     "linear_regression": dict(n=6, p=9),
@@ -29,6 +29,6 @@ def test_matrix_free_equals_dense(x64, name):
     prob = build(name)
     params = prob.init(jax.random.key(1))
     params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(2), x.shape, x.dtype), params)
-    d = hessian_moments(prob, params)
-    m = hessian_moments(prob, params, method="matrix_free")
+    d = hessian_moments(BatchCurvature.from_problem(prob, params, method="dense"))
+    m = hessian_moments(BatchCurvature.from_problem(prob, params, method="matrix_free"))
     assert moments_discrepancy(m, d) <= 1.0

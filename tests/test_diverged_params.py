@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sam_theory import float64, train
-from sam_theory.curvature import hessian, hessian_moments, hvp, per_example_hessians, per_example_hvp
+from sam_theory.curvature import (BatchCurvature, hessian, hessian_moments, hvp, per_example_hessians,
+                                  per_example_hvp)
 from sam_theory.optim import sgd
 from sam_theory.problems import linear_regression
 from sam_theory.problems.tanh_net import TanhNet
@@ -45,8 +46,8 @@ def test_params_step_without_divergence(prob):
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_curvature_functions_refuse_non_finite_params(prob, bad):
     w = jnp.zeros(8).at[3].set(bad)
-    for call in (lambda: hessian_moments(prob, w, method="dense"),
-                 lambda: hessian_moments(prob, w, method="matrix_free"),
+    for call in (lambda: BatchCurvature.from_problem(prob, w, method="dense"),
+                 lambda: BatchCurvature.from_problem(prob, w, method="matrix_free"),
                  lambda: hessian(prob.loss, w), lambda: hessian(prob.loss, w, chunk_size=4),
                  lambda: hvp(prob.loss, w), lambda: per_example_hessians(prob, w),
                  lambda: per_example_hvp(prob, w)):
@@ -60,11 +61,11 @@ def test_overflowing_hessians_are_refused_in_float32():
     params = net.init(jax.random.key(0))
     params = {"W": params["W"], "v": jnp.full_like(params["v"], 1e20)}
     with pytest.raises(ValueError, match="overflow float32"):
-        hessian_moments(net, params, method="dense")
+        BatchCurvature.from_problem(net, params, method="dense")
 
 
 def test_finite_params_still_work(prob):
     with float64():
-        mom = hessian_moments(prob, jnp.zeros(8), method="dense")
+        mom = hessian_moments(BatchCurvature.from_problem(prob, jnp.zeros(8), method="dense"))
         H_ref, _ = prob.hessian_closed_form()
         assert abs(mom.a - np.linalg.eigvalsh(H_ref)[-1]) <= 1e-10 * mom.a

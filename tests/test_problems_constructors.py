@@ -174,3 +174,18 @@ def test_weight_decay_perturbation_flag_matches_hand_step(perturb, x64):
     h = train(prob, sam(lr, rho), steps=1, batch_size=16, key=jax.random.key(0), params=x)
     for a, b in zip(jax.tree.leaves(h.params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+
+
+def test_linear_regression_builds_its_test_set_only_when_asked():
+    """linear_regression(n, p) does not allocate the n_test × p test set until test_data is read; the lazily
+    drawn set is the one the same seed always gave (it continues the data's random stream)."""
+    from sam_theory.problems import linear_regression
+    big = linear_regression(4, 10**6, seed=0)
+    assert big._test_data is None  # nothing of size 1000 × 10⁶ was built
+    prob = linear_regression(5, 7, seed=3)
+    X, y = prob.test_data
+    rng = np.random.default_rng(3)
+    rng.standard_normal((5, 7)); w = rng.standard_normal(7); rng.standard_normal(5)
+    np.testing.assert_array_equal(X, rng.standard_normal((1000, 7)) / np.sqrt(7))
+    np.testing.assert_allclose(y, X @ w)
+    assert linear_regression(5, 7, n_test=0).test_data[0].shape == (0, 7)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sam_theory.checks import Context, run_check, select
-from sam_theory.curvature import hessian_moments
+from sam_theory.curvature import BatchCurvature, hessian_moments
 from sam_theory.optim import sgd, usam
 from sam_theory.problems import diagonal_linear_net
 from sam_theory.stability.selection import MOMENTS, minima_moments
@@ -40,7 +40,7 @@ def test_batched_moments_match_hessian_moments(x64):
     from sam_theory.train import train
     k_init, k_run = jax.random.split(jax.random.key(3))
     h = train(prob, usam(0.1, 0.2), steps=200, batch_size=2, key=k_run, params=prob.init(k_init), log_every=200)
-    hm = hessian_moments(prob, h.params, batch_size=2, orders=(2, 3, 4))
+    hm = hessian_moments(BatchCurvature.from_problem(prob, h.params, 2, method="dense"), orders=(2, 3, 4))
     np.testing.assert_allclose([res.a["SAM"][0], res.s2["SAM"][0], res.s3["SAM"][0], res.s4["SAM"][0]],
                                [hm.a, hm.s[2], hm.s[3], hm.s[4]], rtol=1e-9)
     np.testing.assert_allclose(res.final_loss["SAM"][0], h.final_loss, rtol=1e-12)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import (hessian, hessian_moments, hvp, moments_discrepancy, per_example_hessians,
+from ..curvature import (BatchCurvature, hessian, hessian_moments, hvp, moments_discrepancy, per_example_hessians,
                          per_example_hvp, slq, top_eigenvalues, trace)
 from ..plots.curvature import TraceCalibrationData, plot_trace_calibration
 from ..problems import linear_regression
@@ -161,10 +161,10 @@ def moments_matrix_free_vs_dense(ctx) -> CheckResult:
     prob, params = _tanh_net(ctx, n=6 if ctx.quick else 8, d=3 if ctx.quick else 5, width=4 if ctx.quick else 6)
     ratios, max_res, spectra = {}, 0.0, {}
     for b, replace in cases:
-        d = hessian_moments(prob, params, batch_size=b, replace=replace)
+        d = hessian_moments(BatchCurvature.from_problem(prob, params, b, replace, method="dense"))
         mb = b + 1 if ctx.mutated("batch_size_off_by_one") else b
         mrep = (not replace) if ctx.mutated("sampling_scheme_swapped") else replace
-        m = hessian_moments(prob, params, batch_size=mb, replace=mrep, method="matrix_free")
+        m = hessian_moments(BatchCurvature.from_problem(prob, params, mb, mrep, method="matrix_free"))
         max_res = max([max_res, m.a_residual] + [max(r) for r in m.s_residuals.values()])
         label = f"b={b}{' with' if replace else ' w/o'} repl."
         ratios[label] = moments_discrepancy(m, d, EXACT_TOL)

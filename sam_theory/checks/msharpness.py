@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import enumerate_batches, s2_factor
+from ..curvature import batch_distribution
 from ..optim import Batch, nsam, usam
 from ..plots.msharpness_drift import DriftData, plot_drift_identity
 from ..problems import as_jax, linear_regression, take
@@ -33,7 +33,8 @@ def drift_case(problem, x, rho, m, replace, max_batches=20000, *, opt_rho=None):
     ``opt_rho`` is the ρ given to the optimizer under test (default ``rho``; mutation testing changes it).
     """
     data = as_jax(problem.data)
-    idx, weights = enumerate_batches(problem.n, m, replace, max_batches)
+    dist = batch_distribution(problem.n, m, replace)
+    idx, weights = dist.enumerate(max_batches)
     batches = take(data, jnp.asarray(idx))  # leading axes (B, m)
     opt = usam(1.0, rho if opt_rho is None else opt_rho)
     directions = jax.vmap(lambda ex: -opt.update(x, (), Batch(ex, problem.batch_loss))[0])(batches)
@@ -49,7 +50,7 @@ def drift_case(problem, x, rho, m, replace, max_batches=20000, *, opt_rho=None):
     nsam_dir = -nsam(1.0, rho, "full", normalize=False).update(x, (), Batch(data, problem.batch_loss, full=data))[0]
     excess = expected - nsam_dir
     grad_trace = jax.grad(trace_gradient_covariance, argnums=1)(problem, x, data)
-    factor = s2_factor(problem.n, m, replace)
+    factor = dist.s2_factor()
     reference2 = 0.5 * rho * factor * grad_trace
     wrong_factor = 1.0 / m if not replace else (problem.n - m) / (m * (problem.n - 1))
     return {"rel_expansion": rel_err(expected, reference1), "rel_excess": rel_err(excess, reference2),

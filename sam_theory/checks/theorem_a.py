@@ -12,10 +12,10 @@ import numpy as np
 from ..convergence import train_seeds
 from ..optim import usam
 from ..problems import Problem, linear_regression
-from ..stability import (critical_learning_rate, curvature_summary, escape_test, mean_step_sharpness, moment_matrix,
-                         necessary_conditions, one_dimensional_rate, phase_diagram_data, second_moment_operator,
-                         spectral_radius, stochastic_moments)
-from ..stability.operator import STABILITY_TOL
+from ..curvature import BatchCurvature
+from ..stability import (STABILITY_TOL, batch_moment_matrices, critical_learning_rate, curvature_summary,
+                         escape_test, mean_step_sharpness, moment_matrix, necessary_conditions, one_dimensional_rate,
+                         phase_diagram_data, second_moment_operator, spectral_radius)
 from ..testing import commuting_hessians, interpolating_diagonal_net, random_psd_hessians
 from .registry import CheckResult, above, at_most, below, holds, register
 
@@ -31,6 +31,22 @@ def _rel(a, b) -> float:
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
+def _curv(Hi, b, replace=False) -> BatchCurvature:
+    return BatchCurvature.from_hessians(np.asarray(Hi), b, replace)
+
+
+def _enumerated_moment_matrix(Hi, eta, rho, b, replace) -> np.ndarray:
+    """E[B_ξ²] = Σ_ξ w_ξ B_ξ² over every enumerated batch (the reference side; NumPy)."""
+    Hi = np.asarray(Hi)
+    idx, w = _curv(Hi, b, replace).dist.enumerate()
+    out = np.zeros(Hi.shape[1:])
+    for rows, wi in zip(idx, w):
+        Hx = Hi[rows].mean(0)
+        B = np.eye(Hi.shape[1]) - eta * (Hx + rho * Hx @ Hx)
+        out += wi * B @ B
+    return out
+
+
 @register("theorem_a.moment_identity", "exact", "§5", mutants=("drop_s3",))
 def moment_identity(ctx) -> CheckResult:
     """M = E[(I − ηA_ξ)²] by batch enumeration vs the four-term identity (THEORY.md §5)."""
@@ -43,16 +59,16 @@ def moment_identity(ctx) -> CheckResult:
     errors, lines, control = {}, [], 0.0
     for b, rep in configs:
         for eta, rho in hyper:
-            M_exp = moment_matrix(Hi, eta, rho, b, rep, method="expectation")
-            M_for = moment_matrix(Hi, eta, rho, b, rep, method="formula")
+            M_exp = _enumerated_moment_matrix(Hi, eta, rho, b, rep)
+            M_for = moment_matrix(_curv(Hi, b, rep), eta, rho)
             if ctx.mutated("drop_s3"):
-                M_for = M_for - 2 * eta**2 * rho * stochastic_moments(Hi, b, rep)[1][3]
+                M_for = M_for - 2 * eta**2 * rho * batch_moment_matrices(_curv(Hi, b, rep)).S3
             errors[(b, rep, eta, rho)] = _rel(M_for, M_exp)
         # failing control: the identity without the S_3 term must miss by far more than round-off
         eta, rho = hyper[0]
-        _, S = stochastic_moments(Hi, b, rep)
-        without_s3 = moment_matrix(Hi, eta, rho, b, rep, method="formula") - 2 * eta**2 * rho * S[3]
-        control = max(control, _rel(without_s3, moment_matrix(Hi, eta, rho, b, rep)))
+        S3 = batch_moment_matrices(_curv(Hi, b, rep)).S3
+        without_s3 = moment_matrix(_curv(Hi, b, rep), eta, rho) - 2 * eta**2 * rho * S3
+        control = max(control, _rel(without_s3, _enumerated_moment_matrix(Hi, eta, rho, b, rep)))
         lines.append(f"b={b} {'with' if rep else 'without'} replacement: max rel err "
                      f"{max(v for k, v in errors.items() if k[:2] == (b, rep)):.2e}")
     worst = max(errors.values())
@@ -82,7 +98,7 @@ class _Quadratics(Problem):
 
 def _exact_loss(Hi, eta, rho, b, e0, steps) -> np.ndarray:
     """E f(x_t) = ½ tr(H Σ_t), Σ_0 = e_0e_0ᵀ, Σ_{t+1} = T(Σ_t) by the dense operator of §5 (t = 0..steps)."""
-    T = second_moment_operator(Hi, eta, rho, b, method="dense")
+    T = second_moment_operator(_curv(Hi, b), eta, rho, method="dense")
     H, sigma, out = Hi.mean(axis=0).ravel(), np.outer(e0, e0).ravel(), []
     for _ in range(steps + 1):
         out.append(0.5 * H @ sigma)
@@ -93,14 +109,14 @@ def _exact_loss(Hi, eta, rho, b, e0, steps) -> np.ndarray:
 def _compare_mc(ctx, problem, Hi, x_star, rho, b, steps, runs, key, label):
     """USAM itself (`usam` + the trainer, autodiff gradients of the quadratic f_i) against the exact E f(x_t) at
     MC_FACTORS·η_c for one instance; the SGD operator (ρ = 0) as failing control. The two sides share only H_i."""
-    crit = critical_learning_rate(Hi, rho, b)
+    crit = critical_learning_rate(_curv(Hi, b), rho)
     e0 = np.asarray(problem.init(None)) - x_star
     curves, lines, zmax, control_z = {}, [], 0.0, np.inf
     ok = {"order": True, "share": 0.0, "diverged": 0}
     rho_exact = 2 * rho if ctx.mutated("wrong_linearization") else rho  # A_ξ = H_ξ + 2ρH_ξ² on the exact side
     for j, factor in enumerate(MC_FACTORS):
         eta = factor * crit.eta
-        r = spectral_radius(Hi, eta, rho, b)
+        r = spectral_radius(_curv(Hi, b), eta, rho)
         losses, diverged, _ = train_seeds(problem, usam(eta, rho), jax.random.split(jax.random.fold_in(key, j), runs),
                                           steps=steps, batch_size=b, replace=False)
         mean, se = losses.mean(axis=0), losses.std(axis=0, ddof=1) / np.sqrt(runs)
@@ -238,12 +254,13 @@ def nonlinear_escape(ctx) -> CheckResult:
     prob, x_star = interpolating_diagonal_net(ctx.seed_block(0))
     if not prob.interpolates(x_star, tol=1e-20):
         raise RuntimeError("the constructed x* does not interpolate")
-    crit = critical_learning_rate((prob, x_star), rho, b)
+    curv = BatchCurvature.from_problem(prob, x_star, b)
+    crit = critical_learning_rate(curv, rho)
     mismatches, lines, traces = 0, [], {}
     for factor in (0.7, 1.4):
         eta = factor * crit.eta
-        r = spectral_radius((prob, x_star), eta, rho, b)
-        r_mf = spectral_radius((prob, x_star), eta, rho, b, method="matrix_free", num_iters=80)
+        r = spectral_radius(curv, eta, rho)
+        r_mf = spectral_radius(curv, eta, rho, method="matrix_free", num_iters=80)
         unstable = r.value > 1 + STABILITY_TOL  # r = 1 exactly from the null space of H (p > n)
         opt = usam(eta, 0.0) if ctx.mutated("sgd_not_usam") else usam(eta, rho)
         res = [escape_test(prob, x_star, opt, eps, steps, jax.random.key(ctx.seed_block(100 + s)), batch_size=b)
@@ -276,7 +293,7 @@ def critical_lr_decreases_with_rho(ctx) -> CheckResult:
     n, p, b = 8, 4, 2
     Hi = random_psd_hessians(n, p, ctx.seed_block(0))
     rhos = RHO_GRID if ctx.quick else RHO_GRID + (1.6, 3.2)
-    crits = [critical_learning_rate(Hi, 0.0 if ctx.mutated("rho_ignored") else rho, b) for rho in rhos]
+    crits = [critical_learning_rate(_curv(Hi, b), 0.0 if ctx.mutated("rho_ignored") else rho) for rho in rhos]
     etas = np.array([c.eta for c in crits])
     rel = np.diff(etas) / etas[:-1]
     bound = -1e-10  # strictly decreasing beyond the bisection width (relative 1e-12) and the tolerance shift
@@ -290,7 +307,8 @@ def critical_lr_decreases_with_rho(ctx) -> CheckResult:
 
 
 def _grid_radii(Hi, etas, rhos, b):
-    return np.array([[spectral_radius(Hi, eta, rho, b).value for eta in etas] for rho in rhos])
+    curv = _curv(Hi, b)
+    return np.array([[spectral_radius(curv, eta, rho).value for eta in etas] for rho in rhos])
 
 
 def _phase_figure(data, path):
@@ -310,20 +328,21 @@ def necessary_conditions_hold(ctx) -> CheckResult:
     data = {}
     for label, Hi in (("commuting", commuting_hessians(n, p, ctx.seed_block(0))),
                       ("non-commuting", random_psd_hessians(n, p, ctx.seed_block(1)))):
-        H, S = stochastic_moments(Hi, b)
-        a, *s_k = curvature_summary(Hi, b)
+        mm = batch_moment_matrices(_curv(Hi, b))
+        H, S = mm.H, {k: mm.S(k) for k in (2, 3, 4)}
+        a, *s_k = curvature_summary(_curv(Hi, b))
         s = dict(zip((2, 3, 4), s_k))
         rhos = np.linspace(0.0, 1.0 / a, n_rho)
         etas = np.linspace(0.05, 1.2, n_eta) * 2 / a
         if label == "commuting":
-            data = phase_diagram_data(Hi, etas, rhos, b, sim_every=3, key=jax.random.key(ctx.seed_block(2)))
+            data = phase_diagram_data(_curv(Hi, b), etas, rhos, sim_every=3, key=jax.random.key(ctx.seed_block(2)))
             radii = data["radii"]
         else:
             radii = _grid_radii(Hi, etas, rhos, b)
         stable = radii <= (1.5 if ctx.mutated("loose_stability") else 1 + 1e-9)
         viol, ratio_max, general = 0, 0.0, 0.0
         for i, rho in enumerate(rhos):
-            top = mean_step_sharpness(Hi, rho, b)
+            top = mean_step_sharpness(_curv(Hi, b), rho)
             for j, eta in enumerate(etas):
                 if not stable[i, j]:
                     continue

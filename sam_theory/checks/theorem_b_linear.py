@@ -16,6 +16,7 @@ import numpy as np
 from ..convergence import TheoremB, admissible_hyperparameters, fit_linear_rate, theorem_b, train_seeds
 from ..optim import usam
 from ..problems import as_jax, linear_regression, stack_trees
+from ..curvature import BatchCurvature
 from ..stability import second_moment_operator
 from ..stats import Z_TREND, direction_holds, summarize
 from ..train import log_steps
@@ -33,12 +34,12 @@ RHO_HEAVY = 3.0  # the ρ-dominated setting: ρ = 3ρ_max (ρ term of c = ¾), �
 LOG_EVERY = 5
 
 
-def expected_loss(problem, x0, thm: TheoremB, t, *, max_batches: int = 20000) -> np.ndarray:
+def expected_loss(problem, x0, thm: TheoremB, t) -> np.ndarray:
     """Exact E f(x_t) of stochastic USAM (batches of size b with replacement) on interpolating linear regression.
 
     In the row space of X = U S Vᵀ (thin SVD, V of shape (p, n)) the per-example Hessians are b_ib_iᵀ with
     b_i = Vᵀa_i (n × n); the null-space part of e = x − x* never moves and does not enter f. With z_0 = Vᵀ(x_0 − x*)
-    and Σ_0 = z_0z_0ᵀ, Σ_{t+1} = T(Σ_t) by the dense operator of §5 over all multisets of b indices, and
+    and Σ_0 = z_0z_0ᵀ, Σ_{t+1} = T(Σ_t) by the dense operator of §5 (exact by set partitions, §4.1), and
     E f(x_t) = ½ tr(H̃ Σ_t), H̃ = (1/n) Σ_i b_ib_iᵀ (THEORY.md §5, §6).
     """
     X, y = np.asarray(problem.X), np.asarray(problem.y)
@@ -47,8 +48,8 @@ def expected_loss(problem, x0, thm: TheoremB, t, *, max_batches: int = 20000) ->
     Hr = np.einsum("ni,nj->nij", B, B)
     x_star = np.linalg.lstsq(X, y, rcond=None)[0]
     z0 = Vt @ (np.asarray(x0) - x_star)
-    T = second_moment_operator(Hr, thm.eta, thm.rho, thm.batch_size, replace=True, method="dense",
-                               max_batches=max_batches)
+    T = second_moment_operator(BatchCurvature.from_hessians(Hr, thm.batch_size, replace=True), thm.eta, thm.rho,
+                               method="dense")
     H = Hr.mean(axis=0).ravel()
     sigma, out, t = np.outer(z0, z0).ravel(), [], np.asarray(t)
     for step in range(int(t.max()) + 1):

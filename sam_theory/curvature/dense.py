@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from ..memory import array_bytes, check_fits
 from ..problems.base import Problem, as_jax
 from ..validation import CURVATURE_HINT, check_finite_params, check_int
 from .operators import hvp
@@ -17,15 +18,19 @@ def flat_fn(fn, params):
     return (lambda v: fn(unravel(v))), flat
 
 
-def hessian(fn, params, chunk_size: int | None = None) -> jax.Array:
+def hessian(fn, params, chunk_size: int | None = None, *, memory_budget=None) -> jax.Array:
     """The (p, p) Hessian ∇²fn(params) over the raveled params, by forward-over-reverse autodiff.
 
     ``chunk_size=None`` builds all p columns at once (``jacfwd(grad)``). With ``chunk_size = c`` the gradient is
     linearized once (`hvp`) and the columns H e_j are built c at a time by a vmapped HVP inside ``lax.map``, so
     the working memory beyond the (p, p) result is O(c·p) plus one set of linearization residuals.
-    Non-finite params raise a `ValueError`.
+    The p² result is checked against ``memory_budget`` (bytes; None: `sam_theory.memory.default_budget`) before
+    anything is built: `ValueError` with the estimate when it does not fit. Non-finite params raise a `ValueError`.
     """
     check_finite_params("params", params, CURVATURE_HINT)
+    flat = ravel_pytree(params)[0]
+    check_fits(f"hessian (p = {flat.shape[0]}: a dense p×p matrix)", array_bytes((flat.shape[0],) * 2, flat.dtype),
+               memory_budget, "use the matrix-free hvp(fn, params) with lanczos / top_eigenvalues / trace")
     if chunk_size is None:
         return _dense_hessian(fn, params)
     chunk_size = check_int("chunk_size", chunk_size)
@@ -50,9 +55,18 @@ def _chunked_columns(op, chunk_size: int):
     return cols.T
 
 
-def per_example_hessians(problem: Problem, params) -> jax.Array:
-    """H_i = ∇²f_i(params) for every example, shape (n, p, p), vmapped over examples (THEORY.md §1, §4)."""
+def per_example_hessians(problem: Problem, params, *, memory_budget=None) -> jax.Array:
+    """H_i = ∇²f_i(params) for every example, shape (n, p, p), vmapped over examples (THEORY.md §1, §4).
+
+    The n·p² result is checked against ``memory_budget`` (bytes; None: `sam_theory.memory.default_budget`)
+    before anything is built: `ValueError` with the estimate and the matrix-free alternative. Non-finite params
+    raise a `ValueError`.
+    """
     check_finite_params("params", params, CURVATURE_HINT)
+    flat = ravel_pytree(params)[0]
+    check_fits(f"per_example_hessians (n = {problem.n}, p = {flat.shape[0]}: n·p² entries)",
+               array_bytes((problem.n, flat.shape[0], flat.shape[0]), flat.dtype), memory_budget,
+               "use per_example_hvp(problem, params) or BatchCurvature.from_problem(..., method='matrix_free')")
     return _per_example_hessians(problem.per_example_loss, params, as_jax(problem.data))
 
 

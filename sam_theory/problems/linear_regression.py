@@ -35,7 +35,24 @@ class LinearRegression(Problem):
         self.w_star = None if w_star is None else np.asarray(w_star, dtype=np.float64)
         self.noise, self.seed = noise, seed
         self.data = (X, y)
+        self._make_test = None
         self.test_data = test_data
+
+    @property
+    def test_data(self):
+        """The test set (X_test, y_test), or None; `linear_regression` builds it on first access (it is
+        n_test × p: at p = 10⁶ a 1000-row test set is 8 GB, so it is not built unless asked for)."""
+        if self._test_data is None and self._make_test is not None:
+            self._test_data, self._make_test = self._make_test(), None
+        return self._test_data
+
+    @test_data.setter
+    def test_data(self, value):
+        self._test_data, self._make_test = value, None
+
+    def defer_test_data(self, make) -> None:
+        """Build the test set with ``make()`` on first access of `test_data` (lazily)."""
+        self._test_data, self._make_test = None, make
 
     @property
     def p(self) -> int:
@@ -92,7 +109,8 @@ def linear_regression(n: int, p: int, *, noise: float = 0.0, seed: int = 0, n_te
       p: number of parameters (> 0); the overparameterization knob (p > n interpolates).
       noise: label-noise standard deviation σ ≥ 0 (test labels stay clean).
       seed: NumPy seed of the data; the same seed gives the same data in float32 and float64.
-      n_test: size of the clean test set drawn from the same distribution.
+      n_test: size of the clean test set drawn from the same distribution, built on first access of
+        ``problem.test_data`` (never for a run that does not ask for it).
 
     Example:
       >>> from sam_theory import float64
@@ -112,5 +130,13 @@ def linear_regression(n: int, p: int, *, noise: float = 0.0, seed: int = 0, n_te
     X = rng.standard_normal((n, p)) / np.sqrt(p)
     w_star = rng.standard_normal(p)
     y = X @ w_star + noise * rng.standard_normal(n)
-    X_test = rng.standard_normal((n_test, p)) / np.sqrt(p)
-    return LinearRegression(X, y, w_star, noise=noise, seed=seed, test_data=(X_test, X_test @ w_star))
+    prob = LinearRegression(X, y, w_star, noise=noise, seed=seed)
+    state = rng.bit_generator.state  # the test rows continue the same stream, drawn only when asked for
+
+    def make():
+        stream = np.random.default_rng()
+        stream.bit_generator.state = state
+        X_test = stream.standard_normal((n_test, p)) / np.sqrt(p)
+        return X_test, X_test @ w_star
+    prob.defer_test_data(make)
+    return prob

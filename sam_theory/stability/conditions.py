@@ -101,16 +101,14 @@ def boundary_curves(a, s2, s3, s4, rhos):
         }
 
 
-def curvature_summary(hessians, batch_size: int = 1, replace: bool = False, *, params=None):
+def curvature_summary(curv):
     """(a, s_2, s_3, s_4): a = λ_max(H), s_k = real k-th root of λ_max(S_k), S_k = E_ξ[H_ξ^k] − H^k (THEORY.md §4),
-    from (n, p, p) ``hessians`` or ``(problem, params)`` (dense p×p moments; small p)."""
-    from .operator import stochastic_moments  # same layer; imported here to keep this module's core NumPy-only
-    H, S = stochastic_moments(hessians, batch_size, replace, params=params)
-    top = {k: float(np.linalg.eigvalsh(S[k])[-1]) for k in (2, 3, 4)}
-    return (float(np.linalg.eigvalsh(H)[-1]),) + tuple(float(np.sign(v) * abs(v) ** (1 / k)) for k, v in top.items())
+    from a `sam_theory.curvature.BatchCurvature` (dense p×p moments by set partitions; small p)."""
+    from .moments import batch_moment_matrices  # same layer; imported here to keep this module's core NumPy-only
+    m = batch_moment_matrices(curv)
+    return (m.a, m.s(2), m.s(3), m.s(4))
 
 
-def necessary_conditions_at(hessians, eta, rho, batch_size: int = 1, replace: bool = False, *, params=None,
-                            rtol: float = 1e-12) -> NecessaryConditions:
-    """`necessary_conditions` with a, s_k computed from ``hessians`` or ``(problem, params)``."""
-    return necessary_conditions(*curvature_summary(hessians, batch_size, replace, params=params), eta, rho, rtol=rtol)
+def necessary_conditions_at(curv, eta, rho, *, rtol: float = 1e-12) -> NecessaryConditions:
+    """`necessary_conditions` with a, s_k computed from a `BatchCurvature` (its batch size and sampling)."""
+    return necessary_conditions(*curvature_summary(curv), eta, rho, rtol=rtol)

@@ -5,39 +5,39 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from ..curvature import BatchCurvature
 from ..validation import check_int
 from .conditions import boundary_curves, curvature_summary
-from .operator import (STABILITY_TOL, _radii, _resolve, batches_of, critical_learning_rate, curvature_source,
-                       validate)
+from .radius import STABILITY_TOL, critical_learning_rate, radius_evaluator
 from .simulate import simulate_linearized
+from .step_map import check_curvature
 
 
-def phase_diagram_data(hessians, etas, rhos, batch_size: int = 1, replace: bool = False, *, params=None,
-                       sim_every: int = 2, sim_runs: int = 2000, sim_steps: int = 60, key=None) -> dict:
+def phase_diagram_data(curv: BatchCurvature, etas, rhos, *, sim_every: int = 2, sim_runs: int = 2000,
+                       sim_steps: int = 60, key=None, method: str = "auto", memory_budget=None) -> dict:
     """Everything `sam_theory.plots.stability.plot_phase_diagram` draws, as a dict of arrays:
 
     ``radii`` (len(rhos), len(etas)) = r(T); ``eta_c`` per ρ (scan + bisection); ``a``, ``s`` (k: s_k) and
     ``curves`` (η at which each necessary bound is tight, `boundary_curves`); ``sim`` = list of (η, ρ, grew,
     predicted_unstable) at every ``sim_every``-th grid point, where grew means the Monte Carlo mean of ‖e_T‖²
-    over ``sim_runs`` runs of ``sim_steps`` steps exceeds ‖e_0‖² = 1.
+    over ``sim_runs`` runs of ``sim_steps`` steps exceeds ‖e_0‖² = 1. The dense operator pieces are built once
+    for the whole grid.
     """
-    pe = curvature_source(hessians, params)
-    batch_size = validate(pe, None, 0.0, batch_size, replace)
+    check_curvature(curv)
     etas, rhos = np.asarray(etas, dtype=float), np.asarray(rhos, dtype=float)
     sim_every = check_int("sim_every", sim_every)
-    idx, w = batches_of(pe, batch_size, replace)
-    method = _resolve("auto", pe.size)
     key = jax.random.key(0) if key is None else key
-    radii = np.array([np.asarray(_radii(pe, idx, w, etas, rho, method, 60, key)[0]) for rho in rhos])
-    eta_c = np.array([critical_learning_rate(pe, rho, batch_size, replace).eta for rho in rhos])
-    a, *s_k = curvature_summary(pe, batch_size, replace)
+    ev = radius_evaluator(curv, method=method, key=key, memory_budget=memory_budget)
+    radii = np.array([np.asarray(ev(etas, rho)[0]) for rho in rhos])
+    eta_c = np.array([critical_learning_rate(curv, rho, evaluator=ev).eta for rho in rhos])
+    a, *s_k = curvature_summary(curv)
     s = dict(zip((2, 3, 4), s_k))
     sim = []
     for i in range(0, len(rhos), sim_every):
         for j in range(0, len(etas), sim_every):
-            out = simulate_linearized(pe, etas[j], rhos[i], sim_steps, sim_runs,
-                                      jax.random.fold_in(key, i * len(etas) + j), batch_size, replace)
+            out = simulate_linearized(curv, etas[j], rhos[i], sim_steps, sim_runs,
+                                      jax.random.fold_in(key, i * len(etas) + j))
             sim.append((etas[j], rhos[i], bool(out.mean_sq[-1] > 1.0), bool(radii[i, j] > 1 + STABILITY_TOL)))
     return {"etas": etas, "rhos": rhos, "radii": radii, "eta_c": eta_c, "a": a, "s": s,
-            "curves": boundary_curves(a, s[2], s[3], s[4], rhos), "sim": sim, "batch_size": batch_size,
-            "replace": bool(replace), "sim_steps": sim_steps, "sim_runs": sim_runs}
+            "curves": boundary_curves(a, s[2], s[3], s[4], rhos), "sim": sim, "batch_size": curv.batch_size,
+            "replace": curv.replace, "sim_steps": sim_steps, "sim_runs": sim_runs}

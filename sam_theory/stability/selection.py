@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import enumerate_batches, hessian_moments, per_example_hessians
-from ..curvature.moments import moment_matrices, real_root
+from ..curvature import (BatchCurvature, batch_distribution, expected_product, hessian_moments,
+                         per_example_hessians, real_root, stochastic_moment)
 from ..optim import Optimizer
 from ..problems.base import Problem
 from ..train import run_many, validate_batch
@@ -97,27 +97,31 @@ def _train_group(problem, optimizers, keys, *, steps, batch_size, replace, log_e
     return out.params, np.asarray(out.losses), np.asarray(out.diverged)
 
 
-def _dense_moments_batched(problem, params, batch_size, replace, max_batches):
+def _dense_moments_batched(problem, params, batch_size, replace):
     """a and λ_max(S_k), k = 2, 3, 4, for a stack of points (leading axis), by dense per-example Hessians.
 
-    `moment_matrices` — the formulas of `hessian_moments(method="dense")` (§4) — vmapped over the points, one compile.
+    The set-partition moments of `sam_theory.curvature.stochastic_moment` (§4.1) on a `BatchCurvature` built
+    inside the traced function, vmapped over the points: one compile.
     """
-    batches = enumerate_batches(problem.n, batch_size, replace, max_batches) if batch_size > 1 else None
+    dist = batch_distribution(problem.n, batch_size, replace)
 
     def one(x):
-        H, S = moment_matrices(per_example_hessians(problem, x), (2, 3, 4), batch_size, replace, batches)
-        return jnp.stack([H, S[2], S[3], S[4]])
+        Hi = per_example_hessians(problem, x)
+        Hi = 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2))
+        curv = BatchCurvature(None, Hi, dist, Hi.shape[1], Hi.dtype)
+        return jnp.stack([expected_product(curv, ("H",))] + [stochastic_moment(curv, k) for k in (2, 3, 4)])
 
     # eigvalsh outside jit: several batched `eigh` kernels in one XLA CPU graph can deadlock its thread pool
     # (jaxlib 0.10.2: each blocks a pool thread in ParallelBatchMap); numpy's LAPACK has no such interaction.
     mats = np.asarray(jax.jit(jax.vmap(one))(params))
+    mats = 0.5 * (mats + np.swapaxes(mats, -1, -2))
     finite = np.isfinite(mats).all(axis=(-2, -1))  # a diverged run: NaN moments, not a LAPACK failure
     return np.where(finite, np.linalg.eigvalsh(np.where(finite[..., None, None], mats, 0.0))[..., -1], np.nan)
 
 
 def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, batch_size: int = 1,
                    replace: bool = False, method: str = "auto", log_every: int | None = None,
-                   lanczos_iters: int | None = None, max_batches: int = 5000) -> MinimaMoments:
+                   lanczos_iters: int | None = None) -> MinimaMoments:
     """Train every optimizer from the same init and batch sequence per seed; Hessian moments at each end point.
 
     For seed s: k_init, k_run = split(key(s)); x_0 = problem.init(k_init); every optimizer runs ``steps`` steps of
@@ -132,7 +136,7 @@ def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, bat
       steps, batch_size, replace: the trainer's arguments.
       method: "dense", "matrix_free" or "auto" (dense iff p ≤ 400).
       log_every: loss logging period (default: only f(x_0) and f(x_T) are recorded).
-      lanczos_iters, max_batches: passed to `hessian_moments`.
+      lanczos_iters: passed to `hessian_moments` (matrix-free).
     """
     if not isinstance(optimizers, dict) or not optimizers:
         raise ValueError(f"optimizers must be a non-empty dict name -> Optimizer, got {optimizers!r}")
@@ -161,10 +165,10 @@ def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, bat
                                            batch_size=batch_size, replace=replace, log_every=log_every)
         flat = jax.tree.map(lambda leaf: leaf.reshape((-1,) + leaf.shape[2:]), params)  # (optimizer·seed, ...)
         if method == "dense":
-            ends = _dense_moments_batched(problem, flat, batch_size, replace, max_batches)
+            ends = _dense_moments_batched(problem, flat, batch_size, replace)
         else:
             ends = np.array([_matrix_free_ends(problem, jax.tree.map(lambda leaf: leaf[j], flat), batch_size,
-                                               replace, lanczos_iters, max_batches, int(seeds[j % num]))
+                                               replace, lanczos_iters, int(seeds[j % num]))
                              for j in range(len(names) * num)])
         ex_max = np.asarray(per_example(flat)).max(axis=1).reshape(len(names), num)
         ends = ends.reshape(len(names), num, len(MOMENTS))
@@ -182,9 +186,8 @@ def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, bat
                          steps=steps, method=method, p=p, n=problem.n)
 
 
-def _matrix_free_ends(problem, x, batch_size, replace, lanczos_iters, max_batches, seed):
-    """(a, λ_max(S_2), λ_max(S_3), λ_max(S_4)) at one point by `hessian_moments(method="matrix_free")`."""
-    hm = hessian_moments(problem, x, batch_size=batch_size, replace=replace, orders=(2, 3, 4),
-                         method="matrix_free", lanczos_iters=lanczos_iters, max_batches=max_batches,
-                         key=jax.random.key(seed))
+def _matrix_free_ends(problem, x, batch_size, replace, lanczos_iters, seed):
+    """(a, λ_max(S_2), λ_max(S_3), λ_max(S_4)) at one point by `hessian_moments` on per-example HVPs."""
+    curv = BatchCurvature.from_problem(problem, x, batch_size, replace, method="matrix_free")
+    hm = hessian_moments(curv, orders=(2, 3, 4), lanczos_iters=lanczos_iters, key=jax.random.key(seed))
     return [hm.a, hm.s_max[2], hm.s_max[3], hm.s_max[4]]

@@ -21,7 +21,9 @@ from ..problems.base import Problem, as_jax
 from ..stats import mean_se
 from ..train import run, sample_indices, validate_batch
 from ..validation import check_int, check_positive
-from .operator import _apply_T, batches_of, curvature_source, step_map, validate
+from ..curvature import BatchCurvature
+from .moments import apply_symmetrized
+from .step_map import check_curvature, check_step, step_map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +56,12 @@ class LinearizedSimulation:
         return np.where(self.se > 0, diff / np.where(self.se > 0, self.se, 1.0), 0.0)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "batch_size", "replace"))
-def _simulate(pe, eta, rho, keys, e0s, *, steps, batch_size, replace):
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _simulate(curv, eta, rho, keys, e0s, *, steps):
     def one(key, e0):
         def body(e, k):
-            rows = sample_indices(k, pe.n, batch_size, replace)
-            e = step_map(pe, rows, e[:, None], eta, rho)[:, 0]
+            rows = sample_indices(k, curv.n, curv.batch_size, curv.replace)
+            e = step_map(curv, rows, e[:, None], eta, rho)[:, 0]
             return e, jnp.vdot(e, e)
         _, sq = lax.scan(body, e0, jax.random.split(key, steps))
         return jnp.concatenate([jnp.vdot(e0, e0)[None], sq])
@@ -67,30 +69,28 @@ def _simulate(pe, eta, rho, keys, e0s, *, steps, batch_size, replace):
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
-def _propagate(pe, idx, w, eta, rho, sigma0, *, steps):
+def _propagate(curv, eta, rho, sigma0, *, steps):
     def body(x, _):
-        x = _apply_T(pe, idx, w, eta, rho, x)
-        return x, jnp.trace(x.reshape(pe.size, pe.size))
+        x = apply_symmetrized(curv, eta, rho, x)
+        return x, jnp.trace(x.reshape(curv.size, curv.size))
     _, tr = lax.scan(body, sigma0.ravel(), None, length=steps)
     return jnp.concatenate([jnp.trace(sigma0)[None], tr])
 
 
-def propagate_second_moment(hessians, eta, rho, sigma0, steps: int, batch_size: int = 1, replace: bool = False,
-                            *, params=None, max_batches: int = 5000) -> np.ndarray:
-    """tr Σ_t, t = 0..steps, for Σ_{t+1} = T(Σ_t) from the symmetric (p, p) ``sigma0`` [exact, THEORY.md §5]."""
-    pe = curvature_source(hessians, params)
-    batch_size = validate(pe, eta, rho, batch_size, replace)
-    idx, w = batches_of(pe, batch_size, replace, max_batches)
-    sigma0 = jnp.asarray(sigma0, pe.dtype)
-    if sigma0.shape != (pe.size, pe.size):
-        raise ValueError(f"sigma0 must have shape ({pe.size}, {pe.size}), got {sigma0.shape}")
-    return np.asarray(_propagate(pe, idx, w, jnp.asarray(eta, pe.dtype), jnp.asarray(rho, pe.dtype), sigma0,
+def propagate_second_moment(curv: BatchCurvature, eta, rho, sigma0, steps: int) -> np.ndarray:
+    """tr Σ_t, t = 0..steps, for Σ_{t+1} = T(Σ_t) from the symmetric (p, p) ``sigma0`` [exact, THEORY.md §5]
+    (T by set partitions, `sam_theory.stability.moments.second_moment_apply`)."""
+    check_curvature(curv)
+    check_step(eta, rho)
+    sigma0 = jnp.asarray(sigma0, curv.dtype)
+    if sigma0.shape != (curv.size, curv.size):
+        raise ValueError(f"sigma0 must have shape ({curv.size}, {curv.size}), got {sigma0.shape}")
+    return np.asarray(_propagate(curv, jnp.asarray(eta, curv.dtype), jnp.asarray(rho, curv.dtype), sigma0,
                                  steps=check_int("steps", steps, minimum=0)))
 
 
-def simulate_linearized(hessians, eta, rho, steps: int, num_runs: int, key, batch_size: int = 1,
-                        replace: bool = False, *, params=None, e0=None,
-                        max_batches: int = 5000) -> LinearizedSimulation:
+def simulate_linearized(curv: BatchCurvature, eta, rho, steps: int, num_runs: int, key, *,
+                        e0=None) -> LinearizedSimulation:
     """Monte Carlo of e_{t+1} = (I − η(H_ξ + ρH_ξ²)) e_t, ξ a fresh batch each step (THEORY.md §5).
 
     ``e0=None`` draws e_0 uniformly on the unit sphere per run (Σ_0 = I/p); a (p,) vector fixes it (Σ_0 = e_0e_0ᵀ).
@@ -98,8 +98,8 @@ def simulate_linearized(hessians, eta, rho, steps: int, num_runs: int, key, batc
     The exact column propagates Σ_0 by the exact operator T (`propagate_second_moment`): the Monte Carlo mean
     agrees with it within its standard error when the theory and the code are right.
     """
-    pe = curvature_source(hessians, params)
-    batch_size = validate(pe, eta, rho, batch_size, replace)
+    pe = check_curvature(curv)
+    check_step(eta, rho)
     steps = check_int("steps", steps)
     num_runs = check_int("num_runs", num_runs, minimum=2)
     k_e, k_run = jax.random.split(key)
@@ -114,11 +114,10 @@ def simulate_linearized(hessians, eta, rho, steps: int, num_runs: int, key, batc
         e0s = jnp.broadcast_to(jnp.asarray(e0, pe.dtype), (num_runs, pe.size))
         sigma0 = np.outer(e0, e0)
     sq = np.asarray(_simulate(pe, jnp.asarray(eta, pe.dtype), jnp.asarray(rho, pe.dtype),
-                              jax.random.split(k_run, num_runs), e0s, steps=steps, batch_size=batch_size,
-                              replace=replace))
-    exact = propagate_second_moment(pe, eta, rho, sigma0, steps, batch_size, replace, max_batches=max_batches)
+                              jax.random.split(k_run, num_runs), e0s, steps=steps))
+    exact = propagate_second_moment(pe, eta, rho, sigma0, steps)
     return LinearizedSimulation(np.arange(steps + 1), *mean_se(sq), exact,
-                                sq[:, -1], num_runs, float(eta), float(rho), batch_size, bool(replace),
+                                sq[:, -1], num_runs, float(eta), float(rho), pe.batch_size, pe.replace,
                                 "random" if e0 is None else "fixed")
 
 
