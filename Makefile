@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev
+EXTRAS ?= dev,experiments
 PYTEST_WORKERS ?= 2
 
 .PHONY: venv run test test-slow verify-full mutants bench bench-torch clean chromium
@@ -35,11 +35,16 @@ chromium:
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m slow
 
-# Full verification (CI): full size at seed 0, then quick size at seeds 1 and 2; every run must pass.
+# Full verification (CI): full size at seed 0, then quick size at seeds 1 and 2; every run must pass except the
+# declared negative results below, which still run and print FAILED with their numbers (README, "Claims that do
+# not hold"): Theorem A (iv) selection (SGD − SAM in a on matrix factorization, two-layer s_2 in quick mode) and,
+# at quick seed 1, n-SAM not worse than GD beyond 2 SE on the diagonal net.
+NEGATIVE_A := ^theorem_a\.(sam_minima_flatter|gap_grows_with_width)$$
 verify-full: $(STAMP)
-	$(BIN)/sam-theory verify --seed 0 --json runs/verify-full-seed0.json
-	$(BIN)/sam-theory verify --quick --seed 1 --json runs/verify-quick-seed1.json
-	$(BIN)/sam-theory verify --quick --seed 2 --json runs/verify-quick-seed2.json
+	$(BIN)/sam-theory verify --seed 0 --json runs/verify-full-seed0.json --expect-fail '$(NEGATIVE_A)'
+	$(BIN)/sam-theory verify --quick --seed 1 --json runs/verify-quick-seed1.json \
+	  --expect-fail '$(NEGATIVE_A)|^diag_net\.one_sam_beats_gd$$'
+	$(BIN)/sam-theory verify --quick --seed 2 --json runs/verify-quick-seed2.json --expect-fail '$(NEGATIVE_A)'
 
 # Mutation testing (outside CI): every check under each of its declared mutants, quick size; all must be killed.
 mutants: $(STAMP)
