@@ -79,7 +79,9 @@ def _local_bound(ctx, problem, x_star, regime: str, title: str) -> CheckResult:
           mutants=("mu_from_largest_eigenvalue",))
 def bound_matrix_factorization(ctx) -> CheckResult:
     """‖UVᵀ − M★‖²/2 over all 3×8 entries, rank(M★) = 1, inner dimension r = 24 (p = 264 > n = 24), started near
-    the interpolating x★ = (U = [A, G], V = [B, 0]) with G Gaussian (U of full row rank: NTK Gram nonsingular)."""
+    the interpolating x★ = (U = [A, G], V = [B, 0]) with G Gaussian (U of full row rank: NTK Gram nonsingular).
+
+    Settings rule: that of `_local_bound` (THEORY.md §6's c ≥ ½ edge of the local constants at x_0)."""
     rows, cols, rank_star, rank = 3, 8, 1, 24
     prob = matrix_factorization(rows, cols, rank_star, rank, init_scale=1.0, seed=ctx.seed_block(0))
     G = np.random.default_rng(ctx.seed_block(1)).standard_normal((rows, rank - rank_star))
@@ -94,7 +96,9 @@ def bound_matrix_factorization(ctx) -> CheckResult:
           mutants=("mu_from_largest_eigenvalue",))
 def bound_two_layer(ctx) -> CheckResult:
     """Teacher–student tanh network in NTK parameterization, n = 8, d = 32, width 8 = teacher width (p = 264),
-    started near the teacher (an exact interpolant); d ≥ n keeps the NTK Gram well conditioned."""
+    started near the teacher (an exact interpolant); d ≥ n keeps the NTK Gram well conditioned.
+
+    Settings rule: that of `_local_bound` (THEORY.md §6's c ≥ ½ edge of the local constants at x_0)."""
     n, d, width = 8, 32, 8
     prob = two_layer_net(n, d, width, activation="tanh", teacher_width=width, parameterization="ntk", n_test=0,
                          seed=ctx.seed_block(0))
