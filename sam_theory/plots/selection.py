@@ -23,7 +23,9 @@ def plot_moments_vs_width(panels, path, *, title: str = "Minima selected by SGD 
     from matplotlib.ticker import NullFormatter
 
     fig, grid = plt.subplots(2 * len(panels), 4, figsize=(14.4, 3.3 * 2 * len(panels)), constrained_layout=True)
-    band = lambda vals: (lambda m, se: (m, 2 * se))(*nan_mean_se(vals, axis=1))
+    def band(vals):  # per knob value (the number of kept pairs may differ): mean and 2 SE over finite seeds
+        m, se = np.array([nan_mean_se(np.asarray(v, dtype=float)) for v in vals]).T
+        return m, 2 * se
     for row, panel in enumerate(panels):
         knobs = np.array(sorted(panel.points))
         sels = [panel.points[k] for k in knobs]
@@ -46,7 +48,7 @@ def plot_moments_vs_width(panels, path, *, title: str = "Minima selected by SGD 
                 axis.grid(True, alpha=0.3)
             ax.set_ylabel(label)
             etas = ", ".join(f"{s.eta:.3g}" for s in sels)
-            ax.set_title(f"{panel.label} (η = {etas}): {label}", fontsize=8)
+            ax.set_title(f"{panel.label}: {label}\nη = {etas}", fontsize=8)
         top[0].legend(fontsize=7)
     fig.suptitle(f"{title}; error bars ±2 SE over seeds", fontsize=10)
     return save(fig, path)
