@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import scipy.optimize
 
 from ..validation import check_choice, check_finite_array, check_positive
 
@@ -104,6 +103,8 @@ def minimize_potential(X, y, c, *, method: str = "dual", tol: float = 1e-13) -> 
     check_positive("c", c)
     check_positive("tol", tol)
     check_choice("method", method, METHODS)
+    import scipy.optimize  # deferred: a slow import, needed only here
+
     if method == "dual":
         half = 0.5 * c
         fun = lambda lam: float(np.sum(half * np.cosh(X.T @ lam)) - y @ lam)
