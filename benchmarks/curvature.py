@@ -196,7 +196,7 @@ def bench_slq(args):
         t_ours, t_theirs = best_time(ours, op, key, repeats=3), best_time(theirs, op, key, repeats=3)
         # accuracy of the top Ritz value after 20 steps (same start vector) against eigvalsh
         v0 = jax.random.normal(jax.random.key(5), (op.size,))
-        a, b, _ = lanczos_tridiag(op.matvec, v0, 20, "full", jax.random.key(6))
+        a, b, _ = lanczos_tridiag(op.matvec, v0, 20, "full")
         from sam_theory.curvature.lanczos import tridiagonal
         from matfree import decomp
         top_ours = float(np.linalg.eigvalsh(np.asarray(tridiagonal(a, b)))[-1])

@@ -141,9 +141,8 @@ def _per_example_top(loss, num_iters, params, data, keys):
     def one(example, k):
         grad_i = jax.grad(lambda v: loss(unravel(v), example))
         matvec = lambda v: jax.jvp(grad_i, (flat,), (v,))[1]
-        k0, k1 = jax.random.split(k)
-        alphas, betas, _ = lanczos_tridiag(matvec, jax.random.normal(k0, flat.shape, flat.dtype), num_iters, "full",
-                                           k1)
+        k0, _ = jax.random.split(k)
+        alphas, betas, _ = lanczos_tridiag(matvec, jax.random.normal(k0, flat.shape, flat.dtype), num_iters, "full")
         return eigvalsh(tridiagonal(alphas, betas))[-1]
 
     return jax.vmap(one)(data, keys)

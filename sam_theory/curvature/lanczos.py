@@ -6,8 +6,9 @@ and every Ritz value lies within its residual of an eigenvalue of A (A symmetric
 (classical Gram–Schmidt against the stored basis, repeated when it cancels, "twice is enough") keeps Q_m orthonormal to round-off, so the residual
 formula stays exact. The loop is one ``lax.scan``.
 
-Breakdown: if β_j falls to round-off (an invariant subspace has been found), the next basis vector is a fresh
-random vector orthogonalized against Q and β_j is set to 0; T stays block-tridiagonal and all its Ritz values
+Breakdown: if β_j falls to round-off (an invariant subspace has been found), the next basis vector is the
+coordinate vector e_i least represented in Q (min_i ‖Q e_i‖² ≤ m/p < 1, so it is never in span Q) orthogonalized
+against Q, and β_j is set to 0 (no random draw inside the loop: threefry there was ~0.3 s of every compile); T stays block-tridiagonal and all its Ritz values
 remain eigenvalue approximations of A. No NaN is produced; ``num_iters`` is capped at p.
 """
 from __future__ import annotations
@@ -70,15 +71,18 @@ def _normalize(v):
     return v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(v.dtype).tiny)
 
 
-def lanczos_tridiag(matvec, v0, num_iters: int, reortho: str, key):
+def lanczos_tridiag(matvec, v0, num_iters: int, reortho: str):
     """Run ``num_iters`` Lanczos steps from ``v0`` (any nonzero vector); return (α, β, Q) with Q of shape
-    (num_iters + 1, p), its last row q_{m+1}. ``key`` draws the restart vectors used after a breakdown."""
+    (num_iters + 1, p), its last row q_{m+1}. After a breakdown the next vector is the least represented
+    coordinate vector, orthogonalized (deterministic)."""
     p = v0.shape[0]
     dtype = v0.dtype
     eps = jnp.finfo(dtype).eps
     basis = jnp.zeros((num_iters + 1, p), dtype).at[0].set(_normalize(v0))
+
     def restart(basis, j):
-        return _normalize(_orthogonalize(jax.random.normal(jax.random.fold_in(key, j), (p,), dtype), basis))
+        least = jnp.argmin(jnp.sum(basis**2, axis=0))  # Σ_i ‖Q e_i‖² = rank Q < p, so its minimum is < 1
+        return _normalize(_orthogonalize(jax.nn.one_hot(least, p, dtype=dtype), basis))
 
     def step(carry, j):
         basis, beta_prev, anorm = carry
@@ -109,9 +113,9 @@ def tridiagonal(alphas, betas):
 
 @jax.jit(static_argnames=("num_iters", "reortho"))
 def _lanczos(op: LinearOperator, key, num_iters: int, reortho: str) -> LanczosResult:
-    k_start, k_restart = jax.random.split(key)
+    k_start, _ = jax.random.split(key)  # the start vector of earlier versions (same key, same result)
     v0 = jax.random.normal(k_start, (op.size,), op.dtype)
-    alphas, betas, basis = lanczos_tridiag(op.matvec, v0, num_iters, reortho, k_restart)
+    alphas, betas, basis = lanczos_tridiag(op.matvec, v0, num_iters, reortho)
     theta, s = eigh(tridiagonal(alphas, betas))
     vectors = s.T @ basis[:num_iters]
     residuals = jnp.abs(betas[-1] * s[-1, :])

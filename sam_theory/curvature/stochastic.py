@@ -134,13 +134,9 @@ def trace(op: LinearOperator, method: str = "hutchinson", num_samples: int = 30,
 
 @jax.jit(static_argnames=("f", "num_probes", "order", "reortho"))
 def _slq_nodes(op, key, f, num_probes: int, order: int, reortho: str):
-    k_z, k_r = jax.random.split(key)
+    k_z, _ = jax.random.split(key)  # the probes of earlier versions (same key, same result)
     probes = rademacher(k_z, num_probes, op.size, op.dtype)
-
-    def coefficients(z, k):
-        return lanczos_tridiag(op.matvec, z, order, reortho, k)[:2]
-
-    alphas, betas = lax.map(lambda a: coefficients(*a), (probes, jax.random.split(k_r, num_probes)))
+    alphas, betas = lax.map(lambda z: lanczos_tridiag(op.matvec, z, order, reortho)[:2], probes)
     theta, s = eigh(jax.vmap(tridiagonal)(alphas, betas))
     weights = s[:, 0, :] ** 2
     return theta, weights * op.size  # ‖z‖² = p for Rademacher probes
