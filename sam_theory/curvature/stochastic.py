@@ -132,8 +132,9 @@ def trace(op: LinearOperator, method: str = "hutchinson", num_samples: int = 30,
     return _hutchpp(op, key, check_int("num_samples", num_samples, minimum=4))
 
 
-@jax.jit(static_argnames=("f", "num_probes", "order", "reortho"))
-def _slq_nodes(op, key, f, num_probes: int, order: int, reortho: str):
+def _slq_nodes(op, key, num_probes: int, order: int, reortho: str):
+    """Gauss quadrature nodes θ (num_probes, order) and weights ‖z‖²τ² of every probe (traced inside `_slq` and
+    `_density`, so each is one compiled program with its post-processing)."""
     k_z, _ = jax.random.split(key)  # the probes of earlier versions (same key, same result)
     probes = rademacher(k_z, num_probes, op.size, op.dtype)
     alphas, betas = lax.map(lambda z: lanczos_tridiag(op.matvec, z, order, reortho)[:2], probes)
@@ -161,7 +162,12 @@ def slq(op: LinearOperator, f: Callable, num_probes: int = 30, order: int = 30, 
     """
     num_probes, order = _check_slq_args(op, num_probes, order, reortho)
     key = jax.random.key(0) if key is None else key
-    theta, weights = _slq_nodes(op, key, f, num_probes, order, reortho)
+    return _slq(op, key, f, num_probes, order, reortho)
+
+
+@jax.jit(static_argnames=("f", "num_probes", "order", "reortho"))
+def _slq(op, key, f, num_probes: int, order: int, reortho: str) -> SLQResult:
+    theta, weights = _slq_nodes(op, key, num_probes, order, reortho)
     samples = jnp.einsum("ji,ji...->j...", weights, f(theta))
     est, se = mean_se(samples)
     return SLQResult(est, se, samples, num_probes, order)
@@ -180,12 +186,13 @@ def spectral_density(op: LinearOperator, grid, sigma: float, num_probes: int = 2
     if grid.ndim != 1:
         raise ValueError(f"grid must be 1-D, got shape {grid.shape}")
     key = jax.random.key(0) if key is None else key
-    theta, weights = _slq_nodes(op, key, _identity, num_probes, order, reortho)
-    kernel = jnp.exp(-0.5 * ((grid[None, None, :] - theta[..., None]) / sigma) ** 2) / (sigma * jnp.sqrt(2 * jnp.pi))
-    per_probe = jnp.einsum("ji,jit->jt", weights / op.size, kernel)
-    dens, se = mean_se(per_probe)
+    dens, se = _density(op, key, grid, sigma, num_probes, order, reortho)
     return SpectralDensity(grid, dens, se, float(sigma), num_probes, order)
 
 
-def _identity(t):
-    return t
+@jax.jit(static_argnames=("num_probes", "order", "reortho"))
+def _density(op, key, grid, sigma, num_probes: int, order: int, reortho: str):
+    theta, weights = _slq_nodes(op, key, num_probes, order, reortho)
+    kernel = jnp.exp(-0.5 * ((grid[None, None, :] - theta[..., None]) / sigma) ** 2) / (sigma * jnp.sqrt(2 * jnp.pi))
+    per_probe = jnp.einsum("ji,jit->jt", weights / op.size, kernel)
+    return mean_se(per_probe)
