@@ -110,3 +110,24 @@ def test_word_and_distribution_validation(x64):
         BatchCurvature.from_hessians(np.ones((2, 3, 4)))
     assert batch_distribution(7, 3).num_batches() == 35
     assert len(list(itertools.islice(iter(batch_distribution(4, 2, True).enumerate()[0]), 100))) == 10
+
+
+def test_one_compiled_program_serves_every_batch_size_and_sampling(x64):
+    """The c_σ travel as data (`BatchCurvature.batch_as_data`): every (b ≥ 2, replace) of one n shares one
+    compiled program per word, b = 1 has its own (one-block partition only), and each still matches enumeration."""
+    from sam_theory.curvature.batch_moments import _expected_jit
+    Hi = random_psd_hessians(5, 3, seed=11)
+    word = ("H", "H", "H", "H")
+    before = _expected_jit._cache_size()
+    for b in (1, 2, 3, 4, 5):
+        for replace in (False, True):
+            curv = BatchCurvature.from_hessians(Hi, b, replace)
+            got = np.asarray(expected_product(curv, word))
+            ref = _enumerated(Hi, word, (), curv.dist)
+            assert np.abs(got - ref).max() < 1e-12 * np.abs(ref).max()
+    assert _expected_jit._cache_size() - before == 2
+    reduced = BatchCurvature.from_hessians(Hi, 2).batch_as_data(1)
+    with pytest.raises(ValueError, match="at most 1 factors"):
+        expected_product(reduced, ("H", "H"))
+    with pytest.raises(AttributeError):
+        reduced.batch_size  # the static pattern has no batch size: traced code cannot use a stale one

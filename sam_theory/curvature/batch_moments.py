@@ -44,7 +44,7 @@ from jax.tree_util import Partial
 from ..memory import array_bytes, check_fits, fits
 from ..problems.base import Problem
 from ..validation import CURVATURE_HINT, check_choice, check_finite_array, check_finite_params, check_int
-from .batches import BatchDistribution, batch_distribution, is_crossing
+from .batches import MAX_ORDER, BatchDistribution, BatchPattern, batch_distribution, is_crossing, set_partitions
 from .dense import per_example_hessians
 from .operators import LinearOperator, per_example_hvp
 
@@ -53,7 +53,7 @@ CROSSING = ("exact", "monte_carlo")
 WORKING_BYTES = 2**28  # state size above which the two-open-axes partitions are chunked over the outer index
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["hvp", "hessians"],
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["hvp", "hessians", "coef"],
                    meta_fields=["dist", "size", "dtype"])
 @dataclasses.dataclass(frozen=True)
 class BatchCurvature:
@@ -71,9 +71,10 @@ class BatchCurvature:
 
     hvp: Any
     hessians: Any
-    dist: BatchDistribution
+    dist: BatchDistribution | BatchPattern
     size: int
     dtype: Any
+    coef: Any = None  # c_σ per order k = 1..4 as arrays, when dist is only the static `BatchPattern`
 
     @property
     def n(self) -> int:
@@ -93,7 +94,18 @@ class BatchCurvature:
 
     def with_batch(self, batch_size: int, replace: bool = False) -> "BatchCurvature":
         """The same per-example curvature under another batch distribution."""
-        return dataclasses.replace(self, dist=batch_distribution(self.n, batch_size, replace))
+        return dataclasses.replace(self, dist=batch_distribution(self.n, batch_size, replace), coef=None)
+
+    def batch_as_data(self, order: int = MAX_ORDER) -> "BatchCurvature":
+        """The same curvature with the c_σ of ξ as arrays and only a `BatchPattern` static, so one compiled program
+        serves every (b, replace) of that pattern (the jit boundaries of the partition sums use it). ``order``:
+        the largest number of factors the caller multiplies (the pattern is capped there: fewer programs)."""
+        if self.coef is None:
+            coef = tuple(jnp.asarray(self.dist.coefficients(k), self.dtype) for k in range(1, MAX_ORDER + 1))
+            self = dataclasses.replace(self, dist=self.dist.pattern(), coef=coef)
+        pattern = self.dist
+        return dataclasses.replace(self, dist=BatchPattern(self.n, min(pattern.max_blocks, order),
+                                                           min(pattern.max_order, order)))
 
     # -- per-example products --------------------------------------------------------------------------------
     def apply_along(self, state, axis: int, idx=None):
@@ -316,16 +328,28 @@ def _all_singletons(k):
     return tuple((t,) for t in range(k))
 
 
+def _weights(curv, k):
+    """{σ: c_σ}: Python floats from a static `BatchDistribution` (zeros dropped), or entries of ``curv.coef``
+    (arrays, every σ with at most ``max_blocks`` blocks) after `BatchCurvature.batch_as_data`."""
+    if curv.coef is None:
+        return dict(curv.dist.weights(k))
+    if k > curv.dist.max_order:
+        raise ValueError(f"this BatchCurvature was reduced for products of at most {curv.dist.max_order} factors "
+                         f"(batch_as_data(order)), got {k}")
+    return {sigma: curv.coef[k - 1][j] for j, sigma in enumerate(set_partitions(k))
+            if len(sigma) <= curv.dist.max_blocks}
+
+
 def _expected(curv, word, fixed, V, key, *, minus_mean, crossing, samples):
     k = sum(1 for item in word if item == "H")
     out = jnp.zeros((curv.size, V.shape[1]), curv.dtype)
-    weights = dict(curv.dist.weights(k))
+    weights = _weights(curv, k)
     if minus_mean:  # subtract the all-singletons E_σ = the product with H in place of H_ξ (exactly, not by c_σ − 1)
         single = _all_singletons(k)
         weights[single] = weights.get(single, 0.0) - 1.0
     materialize = curv.size <= curv.n * V.shape[1]
     for sigma, c in weights.items():
-        if c == 0.0:
+        if isinstance(c, float) and c == 0.0:
             continue
         seq = _word_seq(word, fixed, sigma)
         if materialize:
@@ -342,6 +366,10 @@ def _expected(curv, word, fixed, V, key, *, minus_mean, crossing, samples):
 @functools.partial(jax.jit, static_argnames=("word", "minus_mean", "crossing", "samples"))
 def _expected_jit(curv, fixed, V, key, *, word, minus_mean, crossing, samples):
     return _expected(curv, word, fixed, V, key, minus_mean=minus_mean, crossing=crossing, samples=samples)
+
+
+def _order(word) -> int:
+    return sum(1 for item in word if item == "H")
 
 
 def _check_word(word, fixed):
@@ -378,8 +406,8 @@ def expected_product(curv: BatchCurvature, word, fixed=(), V=None, *, minus_mean
     if V.ndim != 2 or V.shape[0] != curv.size:
         raise ValueError(f"V must have shape ({curv.size}, m), got {V.shape}")
     key = jax.random.key(0) if key is None else key
-    return _expected_jit(curv, fixed, V, key, word=tuple(word), minus_mean=bool(minus_mean), crossing=crossing,
-                         samples=samples)
+    return _expected_jit(curv.batch_as_data(_order(word)), fixed, V, key, word=tuple(word), minus_mean=bool(minus_mean),
+                         crossing=crossing, samples=samples)
 
 
 @functools.partial(jax.jit, static_argnames=("word", "sigma"))
@@ -401,7 +429,7 @@ def partition_term(curv: BatchCurvature, word, sigma, fixed=(), V=None):
     if sorted(t for block in sigma for t in block) != list(range(k)):
         raise ValueError(f"sigma must partition the positions 0..{k - 1}, got {sigma}")
     V = jnp.eye(curv.size, dtype=curv.dtype) if V is None else jnp.asarray(V, curv.dtype)
-    return _partition_term_jit(curv, fixed, V, word=tuple(word), sigma=sigma)
+    return _partition_term_jit(curv.batch_as_data(k), fixed, V, word=tuple(word), sigma=sigma)
 
 
 def crossing_estimate(curv: BatchCurvature, v, samples: int, key):

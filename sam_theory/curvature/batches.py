@@ -93,6 +93,17 @@ class BatchDistribution:
         """{σ: c_σ} for the ordered products of k batch-mean factors (module docstring); zero weights dropped."""
         return _weights(self.n, self.batch_size, self.replace, k)
 
+    def coefficients(self, k: int) -> np.ndarray:
+        """c_σ for every σ of `set_partitions(k)`, in that order, zeros included (float64, shape (Bell(k),))."""
+        w = self.weights(k)
+        return np.array([w.get(sigma, 0.0) for sigma in set_partitions(k)])
+
+    def pattern(self) -> "BatchPattern":
+        """The static part of ξ once its c_σ are data: n, and which partitions are evaluated: only the one-block
+        partition at b = 1 (every other c_σ is 0 there), all of them for b ≥ 2 (c_σ = 0 for |σ| > b, but the
+        partitions with 3 or 4 blocks are non-crossing, O(n) products each, so one program serves every b ≥ 2)."""
+        return BatchPattern(self.n, 1 if self.batch_size == 1 else MAX_ORDER)
+
     def s2_factor(self) -> float:
         """c_b in S_2 = c_b((1/n)Σ H_i² − H²): (n − b)/(b(n − 1)) without replacement, 1/b with (THEORY.md §4)."""
         b, n = self.batch_size, self.n
@@ -127,6 +138,22 @@ class BatchDistribution:
         weights = np.array([fact / np.prod([math.factorial(c) for c in np.unique(row, return_counts=True)[1]])
                             for row in idx]) / n**b
         return idx, weights
+
+
+MAX_ORDER = 4  # products of at most 4 batch-mean factors
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPattern:
+    """What stays static of a `BatchDistribution` when its weights c_σ travel as arrays: n and ``max_blocks``, the
+    largest number of blocks of an evaluated partition (1 at b = 1, else 4; c_σ = 0 whenever σ has more than b
+    blocks, with or without replacement). One compiled program then serves every (b, replace) with the same n
+    and pattern. It has no ``batch_size`` / ``replace`` on purpose: traced code that needs them fails loudly
+    instead of using another batch's values."""
+
+    n: int
+    max_blocks: int
+    max_order: int = 4  # the pattern is valid for products of at most this many factors (`batch_as_data`)
 
 
 def batch_distribution(n: int, batch_size: int = 1, replace: bool = False) -> BatchDistribution:

@@ -67,7 +67,7 @@ def _moment_matrices(curv):
 
 def batch_moment_matrices(curv: BatchCurvature) -> BatchMomentMatrices:
     """H, S_2, S_3, S_4 dense from set partitions (THEORY.md §4.1)."""
-    H, S2, S3, S4 = (np.asarray(x) for x in _moment_matrices(check_curvature(curv)))
+    H, S2, S3, S4 = (np.asarray(x) for x in _moment_matrices(check_curvature(curv).batch_as_data()))
     return BatchMomentMatrices(H, S2, S3, S4, curv.batch_size, curv.replace)
 
 
