@@ -138,7 +138,7 @@ def second_moment_operator(curv: BatchCurvature, eta, rho, *, method: str = "aut
     method = resolve_method(curv, method, memory_budget)
     eta_, rho_ = jnp.asarray(eta, curv.dtype), jnp.asarray(rho, curv.dtype)
     if method == "dense":
-        return np.asarray(_dense_T(curv, eta_, rho_))
+        return np.asarray(_dense_T(curv.batch_as_data(), eta_, rho_))
     return linear_operator(Partial(apply_symmetrized, curv, eta_, rho_), curv.size**2, curv.dtype)
 
 
@@ -196,5 +196,5 @@ def operator_pieces(curv: BatchCurvature, *, memory_budget=None) -> OperatorPiec
     """The five η-, ρ-independent pieces of T on symmetric matrices (dense; `ValueError` over the budget)."""
     resolve_method(check_curvature(curv), "dense", memory_budget)
     U = jnp.asarray(symmetric_basis(curv.size), curv.dtype)
-    P = _pieces(curv, U)
+    P = _pieces(curv.batch_as_data(), U)  # c_σ as data: one program for every b ≥ 2 and both samplings
     return OperatorPieces(P[0], P[1], P[2], P[3], P[4], U)

@@ -94,7 +94,7 @@ class RadiusEvaluator:
         rho = jnp.asarray(rho, self.curv.dtype)
         if self.method == "dense":
             return _radius_dense(self.pieces, etas, rho)
-        return _radius_matrix_free(self.curv, etas, rho, self.key, self.num_iters)
+        return _radius_matrix_free(self.curv.batch_as_data(), etas, rho, self.key, self.num_iters)
 
 
 def radius_evaluator(curv: BatchCurvature, *, method: str = "auto", num_iters: int = 60, key=None,
@@ -170,7 +170,7 @@ def _bisect(ev_fn, lo, hi, rho, tol, *, iters):
 def _bisect_evaluator(ev):
     if ev.method == "dense":
         return Partial(_radius_dense, ev.pieces)
-    return Partial(_MatrixFreeRadius(ev.num_iters), ev.curv, key=ev.key)
+    return Partial(_MatrixFreeRadius(ev.num_iters), ev.curv.batch_as_data(), key=ev.key)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -80,10 +80,10 @@ def mean_step_spectrum(curv: BatchCurvature, rho, *, dense: bool | None = None, 
     dense = curv.size <= 400 if dense is None else dense
     rho_ = jnp.asarray(rho, curv.dtype)
     if dense:
-        EA = np.asarray(_dense_mean_step(curv, rho_))
+        EA = np.asarray(_dense_mean_step(curv.batch_as_data(2), rho_))  # one program for all b ≥ 2
         ev = np.linalg.eigvalsh(0.5 * (EA + EA.T))
         return MeanStepSpectrum(float(ev[-1]), float(ev[0]), float(rho))
-    top, bottom = _ends_matrix_free(curv, rho_, jax.random.key(0) if key is None else key, min(curv.size, 80))
+    top, bottom = _ends_matrix_free(curv.batch_as_data(2), rho_, jax.random.key(0) if key is None else key, min(curv.size, 80))
     return MeanStepSpectrum(float(top), float(bottom), float(rho))
 
 
