@@ -389,6 +389,12 @@ def expected_product(curv: BatchCurvature, word, fixed=(), V=None, *, minus_mean
                      crossing: str = "exact", crossing_samples: int = 256, key=None):
     """E_ξ[F_0 H_ξ F_1 … H_ξ F_k] V by set partitions (THEORY.md §4.1).
 
+    Cost in per-example products (HVPs or stored-Hessian matvecs), per column of V: interval partitions O(n) per
+    factor; a block nested inside another's span ({1,3}{2}, {1,4}{2,3}, …) O(n) only when V has ≥ p/n columns
+    (its p×p mean is then materialized once, p·n products), otherwise n² (applied to one vector, as in Lanczos on
+    S_k); the crossing {1,3}{2,4} n² (chunked), or 4·``crossing_samples`` with ``crossing="monte_carlo"``.
+    THEORY.md §4.1's "O(n) for every non-crossing partition" assumes the materialization.
+
     Args:
       curv: the `BatchCurvature` (per-example curvature and batch distribution).
       word: a tuple of "H" (a batch-mean factor H_ξ; 1 to 4 of them) and integers (``fixed[j]``, a (p, p)
@@ -420,7 +426,8 @@ def _partition_term_jit(curv, fixed, V, *, word, sigma):
 
 def partition_term(curv: BatchCurvature, word, sigma, fixed=(), V=None):
     """E_σ V for one set partition σ of the word's "H" positions (one independent index per block; THEORY.md
-    §4.1), exact. ``sigma`` is a tuple of blocks of positions 0..k−1 (`sam_theory.curvature.set_partitions`).
+    §4.1), exact. Cost as in `expected_product`: O(n) products per factor and column for interval σ, a nested
+    block O(n) only when V has ≥ p/n columns (else n²), the crossing {1,3}{2,4} n². ``sigma`` is a tuple of blocks of positions 0..k−1 (`sam_theory.curvature.set_partitions`).
     For costing single terms (benchmarks) and for tests; `expected_product` sums c_σ E_σ."""
     fixed = tuple(jnp.asarray(f, curv.dtype) for f in fixed)
     _check_word(tuple(word), fixed)
