@@ -174,13 +174,19 @@ class BatchCurvature:
             check_fits("method='dense' (per-example Hessians n·p²)", nbytes, memory_budget,
                        "use method='matrix_free' (per-example HVPs) or method='auto'")
             Hi = per_example_hessians(problem, params, memory_budget=memory_budget)
-            Hi = jnp.reshape(Hi, (pe.n, pe.size, pe.size))
-            if not bool(jnp.isfinite(Hi).all()):
+            Hi, finite = _symmetrized(jnp.reshape(Hi, (pe.n, pe.size, pe.size)))
+            if not bool(finite):
                 raise ValueError(f"the per-example Hessians at params overflow {Hi.dtype} (max |params| = "
                                  f"{max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(params)):.3g})"
                                  f"{CURVATURE_HINT}")
-            return BatchCurvature(None, 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2)), dist, pe.size, pe.dtype)
+            return BatchCurvature(None, Hi, dist, pe.size, pe.dtype)
         return BatchCurvature(pe, None, dist, pe.size, pe.dtype)
+
+
+@jax.jit
+def _symmetrized(Hi):
+    """(H_i + H_iᵀ)/2 and whether every entry is finite, in one program (not op by op)."""
+    return 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2)), jnp.isfinite(Hi).all()
 
 
 def dense_operator_bytes(curv: BatchCurvature) -> int:
@@ -368,6 +374,10 @@ def _expected_jit(curv, fixed, V, key, *, word, minus_mean, crossing, samples):
     return _expected(curv, word, fixed, V, key, minus_mean=minus_mean, crossing=crossing, samples=samples)
 
 
+def _identity(curv):
+    return jnp.asarray(np.eye(curv.size), curv.dtype)  # built on the host: no eager iota/eq/convert compiles
+
+
 def _order(word) -> int:
     return sum(1 for item in word if item == "H")
 
@@ -408,7 +418,7 @@ def expected_product(curv: BatchCurvature, word, fixed=(), V=None, *, minus_mean
     _check_word(tuple(word), fixed)
     check_choice("crossing", crossing, CROSSING)
     samples = check_int("crossing_samples", crossing_samples)
-    V = jnp.eye(curv.size, dtype=curv.dtype) if V is None else jnp.asarray(V, curv.dtype)
+    V = _identity(curv) if V is None else jnp.asarray(V, curv.dtype)
     if V.ndim != 2 or V.shape[0] != curv.size:
         raise ValueError(f"V must have shape ({curv.size}, m), got {V.shape}")
     key = jax.random.key(0) if key is None else key
@@ -435,7 +445,7 @@ def partition_term(curv: BatchCurvature, word, sigma, fixed=(), V=None):
     sigma = tuple(tuple(int(t) for t in block) for block in sigma)
     if sorted(t for block in sigma for t in block) != list(range(k)):
         raise ValueError(f"sigma must partition the positions 0..{k - 1}, got {sigma}")
-    V = jnp.eye(curv.size, dtype=curv.dtype) if V is None else jnp.asarray(V, curv.dtype)
+    V = _identity(curv) if V is None else jnp.asarray(V, curv.dtype)
     return _partition_term_jit(curv.batch_as_data(k), fixed, V, word=tuple(word), sigma=sigma)
 
 

@@ -151,13 +151,15 @@ def top_eigenvalues(op: LinearOperator, k: int = 1, *, num_iters: int | None = N
     num_iters = min(op.size, max(4 * k, k + 40) if num_iters is None else check_int("num_iters", num_iters))
     if num_iters < k:
         raise ValueError(f"num_iters must be >= k = {k}, got {num_iters}")
+    check_choice("reortho", reortho, REORTHO)
     key = jax.random.key(0) if key is None else key
-    res = lanczos(op, num_iters, key, reortho)
-    return _select(op, res, k, which == "largest")
+    return _top(op, key, num_iters, reortho, k, which == "largest")
 
 
-@jax.jit(static_argnames=("k", "largest"))
-def _select(op, res: LanczosResult, k: int, largest: bool) -> Eigenpairs:
+@jax.jit(static_argnames=("num_iters", "reortho", "k", "largest"))
+def _top(op, key, num_iters: int, reortho: str, k: int, largest: bool) -> Eigenpairs:
+    """Lanczos and the selection of the k extreme pairs as one compiled program."""
+    res = _lanczos(op, key, num_iters, reortho)
     idx = jnp.arange(res.num_iters - 1, res.num_iters - 1 - k, -1) if largest else jnp.arange(k)
     values, vectors = res.ritz_values[idx], res.ritz_vectors[idx]
     residuals = jnp.linalg.norm(op.matmat(vectors) - values[:, None] * vectors, axis=1)
