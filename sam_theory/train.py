@@ -153,7 +153,8 @@ def _nan_after(diverged, tree):
 
 def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=None, *, steps: int,
         batch_size: int, log_every: int = 1, replace: bool = False, max_loss=None, track_grad_norm: bool = False,
-        observe: Callable | None = None, accumulate: Callable | None = None) -> TrainOutput:
+        observe: Callable | None = None, accumulate: Callable | None = None,
+        key_per_log: bool = False) -> TrainOutput:
     """One training run, pure (no jit): `run_many` vmaps it over its stacks and jits it.
 
     The loss is ``problem.batch_loss`` (f_ξ, which reads no data arrays of ``problem``); ``data`` and ``test_data``
@@ -162,6 +163,8 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
     ``max_loss=None`` means ``DEFAULT_DIVERGENCE_FACTOR · max(f(x_0), 1)``. ``observe(x_t, member)`` is recorded
     with the losses at t = 0, log_every, …, steps; ``accumulate(x_t, member)`` is summed over the steps t taken
     (evaluated at x_t before step t) and its running sum recorded at the same steps (``member``: a `Member`).
+    ``key_per_log``: the k-th segment of ``log_every`` steps starts its key chain from ``split(key, K)[k]`` (K
+    segments, the last one possibly shorter) instead of continuing one chain from ``key`` over all steps.
     """
     loss_fn = problem.batch_loss
     penalty_fn = problem.penalty if problem.weight_decay else None
@@ -202,7 +205,9 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
         params_step = jnp.where(diverged, params_step, t + 1)
         return (params, state, key, diverged, diverged_at, t + 1, params_step, acc), None
 
-    def segment(carry, length):
+    def segment(carry, length, seg_key=None):
+        if seg_key is not None:  # key_per_log: this segment's own key chain
+            carry = (*carry[:2], seg_key, *carry[3:])
         carry, _ = jax.lax.scan(step, carry, None, length=length)
         params, state, key, diverged, diverged_at, t, params_step, acc = carry
         f, rec = record(params, acc)
@@ -221,10 +226,12 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
     rec0 = mask(diverged0, rec0)
     carry = (params, state, key, diverged0, jnp.where(diverged0, 0, -1), jnp.array(0), jnp.array(0), acc0)
     num_full, rest = divmod(steps, log_every)
-    carry, recs = jax.lax.scan(lambda c, _: segment(c, log_every), carry, None, length=num_full)
+    seg_keys = jax.random.split(key, num_full + bool(rest)) if key_per_log else None
+    carry, recs = jax.lax.scan(lambda c, k: segment(c, log_every, k), carry,
+                               None if seg_keys is None else seg_keys[:num_full], length=num_full)
     recs = jax.tree.map(lambda r0, r: jnp.concatenate([r0[None], r]), rec0, recs)
     if rest:
-        carry, rec_last = segment(carry, rest)
+        carry, rec_last = segment(carry, rest, None if seg_keys is None else seg_keys[num_full])
         recs = jax.tree.map(lambda r, last: jnp.concatenate([r, last[None]]), recs, rec_last)
     params, state, _, diverged, diverged_at, _, params_step, _ = carry
     losses, test_losses, grad_norms, observed, accumulated = recs
@@ -256,7 +263,7 @@ def _axes(axes) -> tuple:
 
 
 def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, axes, steps, batch_size, every,
-              replace, track_grad_norm, observe, accumulate):
+              replace, track_grad_norm, observe, accumulate, key_per_log):
     dtype = jnp.result_type(float)
 
     def member(opt, key, data, test_data, params):
@@ -265,7 +272,7 @@ def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, a
         p0 = jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), p0)
         return run(problem, opt, p0, key, data, test_data, steps=steps, batch_size=batch_size, log_every=every,
                    replace=replace, max_loss=max_loss, track_grad_norm=track_grad_norm, observe=observe,
-                   accumulate=accumulate)
+                   accumulate=accumulate, key_per_log=key_per_log)
 
     fn = member
     for group in reversed(axes):
@@ -275,7 +282,7 @@ def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, a
 
 
 _run_many_jit = jax.jit(_run_many, static_argnames=("problem", "axes", "steps", "batch_size", "every", "replace",
-                                                    "track_grad_norm", "observe", "accumulate"))
+                                                    "track_grad_norm", "observe", "accumulate", "key_per_log"))
 
 
 def stack_optimizers(optimizers) -> Optimizer:
@@ -292,7 +299,8 @@ def stack_optimizers(optimizers) -> Optimizer:
 
 def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, params=None, axes=None,
              observe: Callable | None = None, accumulate: Callable | None = None, every: int = 1, steps: int,
-             batch_size: int, replace: bool = False, max_loss=None, track_grad_norm: bool = False) -> TrainOutput:
+             batch_size: int, replace: bool = False, max_loss=None, track_grad_norm: bool = False,
+             key_per_log: bool = False) -> TrainOutput:
     """Many training runs in one jit-compiled `lax.scan` over steps, vmapped over explicit stacks (THEORY.md §1–§2).
 
     Stacks (each either shared by every run, or stacked along a leading axis):
@@ -313,6 +321,10 @@ def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, p
     step taken (at x_t, before the step) and its running sum is recorded at the same steps. ``member`` is a
     `Member`: the problem, this run's optimizer and data. Both are static: pass the same function object to reuse
     a compile.
+
+    Random stream: one key chain per run from its key (``key, k_batch, k_extra, k_opt = split(key, 4)`` each
+    step); ``key_per_log=True`` restarts the chain every ``every`` steps from ``split(key, segments)[k]`` (the
+    stream of `sam_theory.stability.escape_test`, see `run`).
 
     Divergence (as in `train`): once a run's parameters become non-finite, or a recorded loss is non-finite or
     exceeds ``max_loss``, it is flagged (``diverged``, ``diverged_at``), its parameters stay frozen at their last
@@ -356,7 +368,8 @@ def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, p
         raise ValueError("axes names the 'seed' stack but keys is a single key")
     return _run_many_jit(problem, optimizers, keys, data, test_data, params, max_loss, axes=axes, steps=steps,
                          batch_size=batch_size, every=every, replace=bool(replace),
-                         track_grad_norm=bool(track_grad_norm), observe=observe, accumulate=accumulate)
+                         track_grad_norm=bool(track_grad_norm), observe=observe, accumulate=accumulate,
+                         key_per_log=bool(key_per_log))
 
 
 def validate_batch(problem: Problem, batch_size: int, replace: bool) -> int:

@@ -2,8 +2,8 @@
 
 - `simulate_linearized`: e_{t+1} = (I − ηA_ξ) e_t with a fresh random batch ξ each step (vmapped over runs, one
   ``lax.scan`` over steps), E‖e_t‖² with standard errors, next to the exact E‖e_t‖² = tr Σ_t from Σ_{t+1} = T(Σ_t).
-- `escape_test`: the real optimizer (`sam_theory.train.run`) started at x* + e_0, ‖e_0‖ = eps, random direction;
-  the distance ‖x_t − x*‖ is recorded every ``log_every`` steps (an outer ``lax.scan`` of `run` segments).
+- `escape_test`: the real optimizer (one `sam_theory.train.run_many` run) started at x* + e_0, ‖e_0‖ = eps, random
+  direction; the iterate is observed every ``log_every`` steps and its distance ‖x_t − x*‖ taken from it.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 from ..optim.base import Optimizer
 from ..problems.base import Problem, as_jax
 from ..stats import mean_se
-from ..train import run, sample_indices, validate_batch
+from ..train import run_many, sample_indices, validate_batch
 from ..validation import check_int, check_positive
 from ..curvature import BatchCurvature
 from .moments import apply_symmetrized
@@ -129,7 +129,8 @@ class EscapeResult:
 
     Attributes:
       escaped: max_t ‖x_t − x*‖ > escape_factor·eps, or the run diverged.
-      t, distances: ‖x_t − x*‖ at t = 0, log_every, …  losses: f(x_t) there (NaN after divergence).
+      t, distances: ‖x_t − x*‖ at t = 0, log_every, … (after divergence: that of the last finite iterate, held).
+      losses: f(x_t) there (NaN after divergence).
       max_distance, final_distance, eps, escape_factor, diverged.
     """
 
@@ -144,15 +145,17 @@ class EscapeResult:
     diverged: bool
 
 
-@functools.partial(jax.jit, static_argnames=("problem", "batch_size", "replace", "segments", "log_every"))
-def _escape_run(problem, optimizer, x0, x_star_flat, key, data, *, segments, log_every, **kwargs):
-    def segment(carry, k):
-        params, diverged = carry
-        out = run(problem, optimizer, params, k, data, steps=log_every, log_every=log_every, **kwargs)
-        dist = jnp.linalg.norm(ravel_pytree(out.params)[0] - x_star_flat)
-        return (out.params, diverged | out.diverged), (dist, out.losses[-1])
-    (_, diverged), (dist, losses) = lax.scan(segment, (x0, jnp.array(False)), jax.random.split(key, segments))
-    return dist, losses, diverged
+def _flat_params(params, member):
+    """The observable of `escape_test`: x_t raveled (its distance to x* is taken outside the run)."""
+    return ravel_pytree(params)[0]
+
+
+@jax.jit
+def _distances(flat_trace, x_star_flat, final_flat, diverged):
+    """‖x_t − x*‖ per logged step; after divergence (NaN records) the distance of the last finite iterate kept."""
+    dist = jnp.linalg.norm(flat_trace - x_star_flat, axis=1)
+    held = jnp.linalg.norm(final_flat - x_star_flat)
+    return jnp.where(diverged & jnp.isnan(dist), held, dist)
 
 
 def escape_test(problem: Problem, params_star, optimizer: Optimizer, eps: float, steps: int, key, *,
@@ -175,13 +178,11 @@ def escape_test(problem: Problem, params_star, optimizer: Optimizer, eps: float,
     k_dir, k_run = jax.random.split(key)
     e0 = jax.random.normal(k_dir, flat.shape, flat.dtype)
     x0 = unravel(flat + eps * e0 / jnp.linalg.norm(e0))
-    dist, losses, diverged = _escape_run(problem, optimizer, x0, flat, k_run, as_jax(problem.data),
-                                         segments=steps // log_every, log_every=log_every, batch_size=batch_size,
-                                         replace=replace)
-    dist = np.concatenate([[eps], np.asarray(dist)])
-    f0 = float(problem.loss(x0))
-    losses = np.concatenate([[f0], np.asarray(losses)])
-    diverged = bool(diverged)
+    out = run_many(problem, optimizer, k_run, data=as_jax(problem.data), params=x0, observe=_flat_params,
+                   every=log_every, steps=steps, batch_size=batch_size, replace=replace, key_per_log=True)
+    dist = np.asarray(_distances(out.observed, flat, ravel_pytree(out.params)[0], out.diverged))
+    losses = np.asarray(out.losses)
+    diverged = bool(out.diverged)
     finite = dist[np.isfinite(dist)]
     max_distance = float(finite.max()) if finite.size else np.inf
     return EscapeResult(bool(diverged or max_distance > escape_factor * eps), np.arange(0, steps + 1, log_every),
