@@ -113,11 +113,17 @@ def _first_of_permutation(key, n: int, b: int):
     """``jax.random.permutation(key, n)[:b]`` bit for bit, without the sort, when it sorts once.
 
     permutation draws 32-bit sort keys k = bits(split(key)[1], (n,)) and stably sorts arange(n) by them; its first b
-    entries are the indices of the b smallest keys, ties to the lower index. They are picked here by b passes of a
-    min over n (b·n work, vectorized; XLA's CPU sort calls a comparator per comparison: several times slower under
-    vmap at small b).
+    entries are the indices of the b smallest keys, ties to the lower index (`_smallest_first`).
     """
-    bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
+    return _smallest_first(jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32), b)
+
+
+def _smallest_first(bits, b: int):
+    """``argsort(bits, stable)[:b]``: the indices of the b smallest of the uint32 ``bits``, ties to the lower index.
+
+    Picked by b passes of a min over n (b·n work, vectorized; XLA's CPU sort calls a comparator per comparison:
+    several times slower under vmap at small b).
+    """
     top = jnp.asarray(np.iinfo(np.uint32).max, jnp.uint32)
 
     def pick(taken, _):
@@ -125,7 +131,7 @@ def _first_of_permutation(key, n: int, b: int):
         j = jnp.argmax(~taken & (bits == smallest))  # the first untaken index holding the smallest key
         return taken.at[j].set(True), j
 
-    return jax.lax.scan(pick, jnp.zeros(n, bool), None, length=b)[1]
+    return jax.lax.scan(pick, jnp.zeros(bits.shape[0], bool), None, length=b)[1]
 
 
 def sample_indices(key, n: int, batch_size: int, replace: bool):
