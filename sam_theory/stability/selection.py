@@ -60,7 +60,6 @@ class MinimaMoments:
     problem with many minima, e.g. a diagonal net, is where the gap says something):
       >>> import numpy as np
       >>> from sam_theory import float64
-      >>> from sam_theory.curvature import BatchCurvature
       >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
       >>> from sam_theory.optim import usam      # USAM at ρ = 0 is SGD: one optimizer kind, one compile
       >>> from sam_theory.problems import QuadraticSum
@@ -162,7 +161,6 @@ def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, bat
     stable (η = 0.2 < η_c = 0.8 for SGD and 4/13 for USAM at ρ = 0.5) and reach w★ = 0 from the same init):
       >>> import numpy as np
       >>> from sam_theory import float64
-      >>> from sam_theory.curvature import BatchCurvature
       >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
       >>> from sam_theory.optim import usam      # USAM at ρ = 0 is SGD: one optimizer kind, one compile
       >>> from sam_theory.problems import QuadraticSum

@@ -36,7 +36,7 @@ def check_step(eta, rho) -> None:
 def step_map(curv: BatchCurvature, rows, V, eta, rho):
     """B_ξ V = V − η(H_ξ V + ρH_ξ²V) for one batch ``rows`` (b,) on the columns of V (p, m).
 
-    Example (batch ξ = {1}: B = I − η(H_1 + ρH_1²) = diag(1 − 0.25·7.5, 1 − 0.25·4)):
+    Example (the batch ξ = {1}, row 0: B = I − η(H_1 + ρH_1²) = diag(1 − 0.25·7.5, 1 − 0.25·4)):
       >>> import numpy as np
       >>> from sam_theory import float64
       >>> from sam_theory.curvature import BatchCurvature
