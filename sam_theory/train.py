@@ -8,6 +8,10 @@ Divergence never crashes and never leaves a silent NaN: once the parameters beco
 loss is non-finite or exceeds ``max_loss``, the run is flagged ``diverged`` with the step index, the parameters
 stay frozen at their last finite value (``History.params_step`` says from which step), and later recorded losses
 are NaN.
+
+Every public name has a runnable example (``pytest --doctest-modules sam_theory/train.py``); the examples share
+one problem with a closed form, f(w) = (1/n) Σ_i ½(a_iᵀw − y_i)² with A = I_2, y = (1, −1): f(w) = ¼‖w − y‖²,
+∇f(w) = (w − y)/2, so full-batch GD from w_0 = 0 gives w_t − y = (1 − η/2)^t (w_0 − y) and f(w_t) = ½(1 − η/2)^{2t}.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ from .problems.base import Problem, as_jax, stack_trees, take
 from .tree import tree_all_finite, tree_norm
 from .validation import check_finite_array, check_int, check_key, check_optimizer, check_params, check_problem
 
+__all__ = ["train", "History", "run_many", "TrainOutput", "Member", "run", "stack_optimizers", "log_steps",
+           "sample_indices", "validate_batch", "DEFAULT_DIVERGENCE_FACTOR"]
+
 DEFAULT_DIVERGENCE_FACTOR = 1e10
 
 
@@ -31,6 +38,17 @@ class TrainOutput(NamedTuple):
 
     ``observed``: the pytree ``observe(x_t, member)`` at the logged steps (leading axis: logged steps; NaN after
     divergence), or None. ``accumulated``: Σ_{s<t} ``accumulate(x_s, member)`` at the logged steps, or None.
+
+    Example (two learning rates stacked: one leading axis, then the 4 logged steps t = 0…3):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     out = run_many(prob, [sgd(0.5), sgd(1.0)], jax.random.key(0), steps=3, batch_size=2)
+      >>> out.losses.shape, out.params.shape, out.diverged.tolist(), out.observed is None
+      ((2, 4), (2, 2), [False, False], True)
     """
 
     losses: jax.Array
@@ -47,7 +65,21 @@ class TrainOutput(NamedTuple):
 
 class Member(NamedTuple):
     """What ``observe`` and ``accumulate`` see of one run: the problem (its loss structure), the run's optimizer
-    (its hyperparameters, e.g. ``member.optimizer.lr``), and the run's own data (a member of a data stack)."""
+    (its hyperparameters, e.g. ``member.optimizer.lr``), and the run's own data (a member of a data stack).
+
+    Example (observe ‖∇f(x_t)‖ through ``member.loss``: it equals the trainer's own ``track_grad_norm`` record):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> grad_norm = lambda x, member: jax.numpy.linalg.norm(jax.grad(member.loss)(x))
+      >>> with float64():
+      ...     out = run_many(prob, sgd(0.5), jax.random.key(0), observe=grad_norm, steps=3, batch_size=2,
+      ...                    track_grad_norm=True)
+      >>> np.allclose(out.observed, out.grad_norms, rtol=1e-12), round(float(out.observed[0]), 6)  # ‖y‖/2 = 1/√2
+      (True, 0.707107)
+    """
 
     problem: Problem
     optimizer: Optimizer
@@ -77,6 +109,21 @@ class History:
         after divergence, diverged_at − 1 when the update to step diverged_at turned non-finite (x_{t−1} is the
         last finite point), or diverged_at when the recorded loss there was non-finite or above max_loss (the
         parameters of that step are kept: finite, but possibly huge).
+
+    Example (GD with η = 5 multiplies f by (1 − η/2)² = 2.25 per step: f(w_t) = ½·2.25^t first exceeds the default
+    ``max_loss`` = 1e10 · max(f(w_0), 1) = 1e10 at t = 30: the run is flagged there, keeps w_30, and records NaN
+    from t = 30 on):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64, train
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     hist = train(prob, sgd(5.0), steps=40, batch_size=2, key=jax.random.key(0))
+      >>> hist.diverged, hist.diverged_at, hist.params_step, bool(np.isnan(hist.losses[30:]).all())
+      (True, 30, 30, True)
+      >>> f"{hist.losses[29]:.6e}", f"{0.5 * 2.25 ** 29:.6e}"    # the last recorded loss, below 1e10
+      ('8.170771e+09', '8.170771e+09')
     """
 
     steps: np.ndarray
@@ -92,11 +139,17 @@ class History:
 
     @property
     def final_loss(self) -> float:
+        """f(x_T): the last recorded training loss (NaN if the run diverged)."""
         return float(self.losses[-1])
 
 
 def log_steps(steps: int, log_every: int) -> np.ndarray:
-    """0, log_every, 2·log_every, …, and ``steps`` itself if it is not a multiple of ``log_every``."""
+    """0, log_every, 2·log_every, …, and ``steps`` itself if it is not a multiple of ``log_every``.
+
+    Example:
+      >>> log_steps(10, 4).tolist(), log_steps(8, 4).tolist()
+      ([0, 4, 8, 10], [0, 4, 8])
+    """
     t = np.arange(0, steps + 1, log_every)
     return t if t[-1] == steps else np.append(t, steps)
 
@@ -139,6 +192,15 @@ def sample_indices(key, n: int, batch_size: int, replace: bool):
 
     Without replacement the batch is ``jax.random.choice(key, n, (b,), replace=False)`` (= the first b of
     ``jax.random.permutation(key, n)``), computed by `_first_of_permutation` where that is exact and cheaper.
+
+    Example (b = n without replacement is the full data in order; b < n is ``jax.random.choice`` bit for bit):
+      >>> import jax
+      >>> key = jax.random.key(0)
+      >>> sample_indices(key, 5, 5, replace=False).tolist()
+      [0, 1, 2, 3, 4]
+      >>> idx = sample_indices(key, 10, 3, replace=False)
+      >>> idx.shape, len(set(idx.tolist())), bool((idx == jax.random.choice(key, 10, (3,), replace=False)).all())
+      ((3,), 3, True)
     """
     if replace:
         return jax.random.randint(key, (batch_size,), 0, n)
@@ -171,6 +233,17 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
     (evaluated at x_t before step t) and its running sum recorded at the same steps (``member``: a `Member`).
     ``key_per_log``: the k-th segment of ``log_every`` steps starts its key chain from ``split(key, K)[k]`` (K
     segments, the last one possibly shorter) instead of continuing one chain from ``key`` over all steps.
+
+    Example (full-batch GD, η = 0.5, from w_0 = 0: f(w_t) = ½(1 − η/2)^{2t} = ½·0.5625^t):
+      >>> import jax, jax.numpy as jnp, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression, as_jax
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     out = run(prob, sgd(0.5), jnp.zeros(2), jax.random.key(0), as_jax(prob.data), steps=3, batch_size=2)
+      >>> np.round(np.asarray(out.losses), 6).tolist(), int(out.params_step), bool(out.diverged)
+      ([0.5, 0.28125, 0.158203, 0.088989], 3, False)
     """
     loss_fn = problem.batch_loss
     penalty_fn = problem.penalty if problem.weight_decay else None
@@ -292,7 +365,16 @@ _run_many_jit = jax.jit(_run_many, static_argnames=("problem", "axes", "steps", 
 
 
 def stack_optimizers(optimizers) -> Optimizer:
-    """One `Optimizer` whose hyperparameters carry a leading axis over ``optimizers`` (one kind, same options)."""
+    """One `Optimizer` whose hyperparameters carry a leading axis over ``optimizers`` (one kind, same options).
+
+    Example:
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sam
+      >>> with float64():
+      ...     opt = stack_optimizers([sam(0.1, 0.05), sam(0.2, 0.05)])
+      >>> opt.name, opt.lr.tolist(), opt.rho.tolist()
+      ('sam', [0.1, 0.2], [0.05, 0.05])
+    """
     optimizers = list(optimizers)
     if not optimizers or not all(isinstance(o, Optimizer) for o in optimizers):
         raise ValueError("optimizers must be a non-empty sequence of Optimizer")
@@ -338,6 +420,25 @@ def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, p
 
     Returns a `TrainOutput` of JAX arrays, each with the leading stack axes, then (for records) the logged steps
     ``log_steps(steps, every)``.
+
+    Example (two learning rates × three seeds in one compile; full-batch GD from w_0 = 0 is seed-free and follows
+    f(w_t) = ½(1 − η/2)^{2t}; ``observe`` records w_t, which is y(1 − (1 − η/2)^t)):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> keys = jax.random.split(jax.random.key(0), 3)
+      >>> with float64():
+      ...     out = run_many(prob, [sgd(0.5), sgd(1.0)], keys, observe=lambda w, member: w, every=2, steps=5,
+      ...                    batch_size=2)
+      >>> out.losses.shape, out.observed.shape        # (lr, seed, t = 0, 2, 4, 5) and w_t ∈ R² at those t
+      ((2, 3, 4), (2, 3, 4, 2))
+      >>> lr, t = np.array([0.5, 1.0])[:, None, None], log_steps(5, 2)
+      >>> np.allclose(out.losses, 0.5 * (1 - lr / 2) ** (2 * t), rtol=1e-12)
+      True
+      >>> np.allclose(out.observed[..., 0], 1 - (1 - lr / 2) ** t, rtol=1e-12)
+      True
     """
     check_problem(problem)
     steps = check_int("steps", steps, minimum=0)
@@ -379,6 +480,19 @@ def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, p
 
 
 def validate_batch(problem: Problem, batch_size: int, replace: bool) -> int:
+    """``batch_size`` as an int ≥ 1, checked against ``problem.n`` (without replacement b ≤ n); else `ValueError`.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> validate_batch(prob, 2, replace=False), validate_batch(prob, 5, replace=True)
+      (2, 5)
+      >>> validate_batch(prob, 3, replace=False)
+      Traceback (most recent call last):
+      ...
+      ValueError: batch_size=3 exceeds n=2; use replace=True or a smaller batch_size
+    """
     batch_size = check_int("batch_size", batch_size)
     if not replace and batch_size > problem.n:
         raise ValueError(f"batch_size={batch_size} exceeds n={problem.n}; use replace=True or a smaller batch_size")
@@ -401,6 +515,21 @@ def train(problem: Problem, optimizer: Optimizer, *, steps: int, batch_size: int
       params: starting point; ``problem.init(key)`` if None.
       max_loss: a recorded loss above this flags divergence (default 1e10 · max(f(x_0), 1)).
       track_grad_norm: also record ‖∇f(x_t)‖ at the logged steps.
+
+    Returns a `History`.
+
+    Example (full-batch GD, η = 0.5, on f(w) = ¼‖w − y‖² from w_0 = 0: f(w_t) = ½(1 − η/2)^{2t} = ½·0.5625^t):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     hist = train(prob, sgd(0.5), steps=3, batch_size=2, key=jax.random.key(0))
+      >>> hist.steps.tolist(), hist.losses.round(6).tolist()
+      ([0, 1, 2, 3], [0.5, 0.28125, 0.158203, 0.088989])
+      >>> np.allclose(hist.losses, 0.5 * 0.5625 ** hist.steps, rtol=1e-12), hist.diverged
+      (True, False)
     """
     check_problem(problem)
     check_optimizer(optimizer)
