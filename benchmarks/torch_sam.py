@@ -28,6 +28,7 @@ from _timing import best_time, machine  # noqa: E402
 
 from sam_theory.optim import Batch, sam  # noqa: E402
 from sam_theory.problems import as_jax, take, two_layer_net  # noqa: E402
+from sam_theory.train import run_many  # noqa: E402
 
 LR, RHO = 0.05, 0.05
 
@@ -118,8 +119,9 @@ def main(argv=None):
             v = step(v)
         return v
 
-    scan = jax.jit(lambda w: jax.lax.scan(lambda v, _: (opt.step(v, (), batch)[0], None), w, None,
-                                          length=args.steps)[0])
+    # the trainer itself on the same fixed batch: run_many over the batch as data with b = n (full batch, in order)
+    scan = lambda w: run_many(prob, opt, jax.random.key(0), data=batch.examples, params=w, steps=args.steps,
+                              batch_size=args.batch, every=args.steps).params
     t_torch = best_time(lambda: (torch_loop(), jnp.zeros(()))[1], repeats=3) / args.steps
     t_jax = best_time(jax_loop, repeats=3) / args.steps
     t_scan = best_time(scan, params, repeats=3) / args.steps

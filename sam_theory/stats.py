@@ -2,7 +2,9 @@
 and the tolerances of THEORY.md's tags.
 
 - [exact]: relative error below ``EXACT_TOL`` = 1e-10 in float64;
-- [trend]: a direction over seeds holds when mean − ``Z_TREND``·SE > 0 (≈ 97.7% one-sided under normality).
+- [trend]: a direction over seeds holds when mean − ``Z_TREND``·SE > 0 (≈ 97.7% one-sided under normality);
+- agreement of a Monte Carlo mean with an exact value at many points: max |z| ≤ ``max_abs_z_bound(K)``, the
+  Bonferroni bound at family-wise level ``FAMILY_ALPHA`` over the K comparisons actually made.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 
 EXACT_TOL = 1e-10  # THEORY.md tag conventions: [exact] is a relative error below 1e-10 in float64
 Z_TREND = 2.0  # a [trend] passes when the mean difference exceeds 2 standard errors (≈ 97.7% one-sided)
+FAMILY_ALPHA = 1e-3  # false-failure rate of one max-|z| agreement criterion, whatever the number of comparisons
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +84,24 @@ def direction_holds(differences, z: float = Z_TREND) -> tuple[bool, MeanSE]:
     """True iff mean(differences) − z · SE > 0: the direction holds beyond the error bar."""
     s = summarize(differences)
     return bool(s.mean - z * s.se > 0), s
+
+
+def max_abs_z_bound(num_comparisons: int, alpha: float = FAMILY_ALPHA, df: int | None = None) -> float:
+    """Bound on max_k |z_k| over ``num_comparisons`` two-sided tests at family-wise level ``alpha`` (Bonferroni):
+    the (1 − α/(2K)) quantile of the standard normal, or of Student's t with ``df`` degrees of freedom when each z
+    is a mean over df + 1 samples divided by its estimated SE. Under the null P(max_k |z_k| > bound) ≤ α whatever
+    the correlation between the comparisons (conservative when they are correlated, e.g. successive t).
+
+    >>> round(max_abs_z_bound(1, alpha=0.05), 3), round(max_abs_z_bound(100), 2), round(max_abs_z_bound(100, df=31), 2)
+    (1.96, 4.42, 5.27)
+    """
+    if int(num_comparisons) < 1:
+        raise ValueError(f"num_comparisons must be ≥ 1, got {num_comparisons}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    from scipy import stats as sps  # imported here: scipy.stats costs ~0.3 s at import
+    q = 1.0 - alpha / (2 * int(num_comparisons))
+    return float(sps.norm.ppf(q) if df is None else sps.t.ppf(q, df))
 
 
 def rel_err(a, b) -> float:

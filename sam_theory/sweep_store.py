@@ -33,7 +33,15 @@ _PROBLEM_ATTRS = ("weight_decay", "perturb_weight_decay", "mask", "is_classifica
 
 def digest(value):
     """A JSON-able, content-determined description of ``value``: arrays by SHA-256 of dtype, shape and bytes,
-    containers element by element, scalars and strings as themselves, other objects by type and repr."""
+    containers element by element, scalars and strings as themselves, other objects by type and repr.
+
+    Example:
+      >>> digest({"b": 1, "a": [0.5, None, "x"]})
+      {'a': ['0.5', None, 'x'], 'b': '1'}
+      >>> d = digest(np.zeros(2))
+      >>> d[:7], len(d), d == digest(np.zeros(2)), d == digest(np.zeros(3)), d == digest(np.zeros(2, np.float32))
+      ('sha256:', 71, True, False, False)
+    """
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
@@ -53,7 +61,15 @@ def digest(value):
 
 
 def problem_fingerprint(problem) -> dict:
-    """The class of ``problem`` and every attribute of its instance (constructor arguments, data arrays), digested."""
+    """The class of ``problem`` and every attribute of its instance (constructor arguments, data arrays), digested.
+
+    Example (two problems that differ only in their targets differ in the fields that hold y):
+      >>> from sam_theory.problems import LinearRegression
+      >>> a = problem_fingerprint(LinearRegression(np.eye(2), np.array([1.0, -1.0])))
+      >>> b = problem_fingerprint(LinearRegression(np.eye(2), np.array([1.0, 1.0])))
+      >>> a["class"], differing_fields(a, b)
+      ('sam_theory.problems.linear_regression.LinearRegression', ['data', 'y'])
+    """
     attrs = {k: v for k, v in vars(problem).items() if not k.startswith("_")}
     for k in _PROBLEM_ATTRS:
         attrs.setdefault(k, getattr(problem, k, None))
@@ -70,7 +86,12 @@ def _flatten(tree, prefix="") -> dict:
 
 
 def differing_fields(old: dict, new: dict) -> list[str]:
-    """Dotted names of the manifest fields that differ between ``old`` and ``new`` (missing on one side included)."""
+    """Dotted names of the manifest fields that differ between ``old`` and ``new`` (missing on one side included).
+
+    Example:
+      >>> differing_fields({"settings": {"steps": 10, "lr": 1}, "v": 1}, {"settings": {"steps": 20, "lr": 1}, "w": 1})
+      ['settings.steps', 'v', 'w']
+    """
     a, b = _flatten(old), _flatten(new)
     return sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
 
@@ -88,7 +109,17 @@ def write_atomic(path: Path, write):
 
 
 def write_chunk(path: Path, arrays: dict):
-    """Write ``arrays`` to ``path`` atomically (a temporary file in the same folder, then `os.replace`)."""
+    """Write ``arrays`` to ``path`` atomically (a temporary file in the same folder, then `os.replace`).
+
+    Example:
+      >>> import tempfile
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     write_chunk(Path(d) / "c.npz", {"x": np.arange(3)})
+      ...     names = sorted(p.name for p in Path(d).iterdir())
+      ...     x = np.load(Path(d) / "c.npz")["x"].tolist()
+      >>> names, x
+      (['c.npz'], [0, 1, 2])
+    """
     write_atomic(path, lambda fh: np.savez(fh, **arrays))
 
 
@@ -97,6 +128,19 @@ class SweepStore:
 
     ``process_index``/``process_count``: in a multi-process sweep every process writes and reads its own chunk
     files (its rows of each chunk) and removes only its own stale temporary files.
+
+    Example (a chunk saved, loaded back, a missing one is None, and another sweep is refused in the same folder):
+      >>> import tempfile
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     store = SweepStore(d, {"grid": {"lr": [0.1, 0.2]}})
+      ...     store.save(0, {"losses": np.ones(2)})
+      ...     got = store.load(0, ["losses"])["losses"].tolist(), store.load(1, ["losses"])
+      ...     try:
+      ...         SweepStore(d, {"grid": {"lr": [0.1, 0.3]}})
+      ...     except ValueError as err:
+      ...         refused = "differs in grid.lr" in str(err)
+      >>> got, refused
+      (([1.0, 1.0], None), True)
     """
 
     def __init__(self, out_dir, manifest: dict, *, process_index: int = 0, process_count: int = 1):
@@ -126,6 +170,7 @@ class SweepStore:
         return "" if self.process_count == 1 else f".proc{self.process_index}of{self.process_count}"
 
     def path(self, chunk: int) -> Path:
+        """This process's file of ``chunk``: ``chunk_#####.npz`` (``.proc{i}of{n}`` before ``.npz`` if multi-process)."""
         return self.dir / f"chunk_{chunk:05d}{self._suffix}.npz"
 
     def load(self, chunk: int, keys) -> dict | None:
@@ -148,6 +193,7 @@ class SweepStore:
             return None
 
     def save(self, chunk: int, arrays: dict):
+        """Write the arrays of ``chunk`` atomically (`write_chunk`)."""
         write_chunk(self.path(chunk), arrays)
 
 

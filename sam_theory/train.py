@@ -8,6 +8,10 @@ Divergence never crashes and never leaves a silent NaN: once the parameters beco
 loss is non-finite or exceeds ``max_loss``, the run is flagged ``diverged`` with the step index, the parameters
 stay frozen at their last finite value (``History.params_step`` says from which step), and later recorded losses
 are NaN.
+
+Every public name has a runnable example (``pytest --doctest-modules sam_theory/train.py``); the examples share
+one problem with a closed form, f(w) = (1/n) Σ_i ½(a_iᵀw − y_i)² with A = I_2, y = (1, −1): f(w) = ¼‖w − y‖²,
+∇f(w) = (w − y)/2, so full-batch GD from w_0 = 0 gives w_t − y = (1 − η/2)^t (w_0 − y) and f(w_t) = ½(1 − η/2)^{2t}.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ from .problems.base import Problem, as_jax, stack_trees, take
 from .tree import tree_all_finite, tree_norm
 from .validation import check_finite_array, check_int, check_key, check_optimizer, check_params, check_problem
 
+__all__ = ["train", "History", "run_many", "TrainOutput", "Member", "run", "stack_optimizers", "log_steps",
+           "sample_indices", "validate_batch", "DEFAULT_DIVERGENCE_FACTOR"]
+
 DEFAULT_DIVERGENCE_FACTOR = 1e10
 
 
@@ -31,6 +38,17 @@ class TrainOutput(NamedTuple):
 
     ``observed``: the pytree ``observe(x_t, member)`` at the logged steps (leading axis: logged steps; NaN after
     divergence), or None. ``accumulated``: Σ_{s<t} ``accumulate(x_s, member)`` at the logged steps, or None.
+
+    Example (two learning rates stacked: one leading axis, then the 4 logged steps t = 0…3):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     out = run_many(prob, [sgd(0.5), sgd(1.0)], jax.random.key(0), steps=3, batch_size=2)
+      >>> out.losses.shape, out.params.shape, out.diverged.tolist(), out.observed is None
+      ((2, 4), (2, 2), [False, False], True)
     """
 
     losses: jax.Array
@@ -47,7 +65,21 @@ class TrainOutput(NamedTuple):
 
 class Member(NamedTuple):
     """What ``observe`` and ``accumulate`` see of one run: the problem (its loss structure), the run's optimizer
-    (its hyperparameters, e.g. ``member.optimizer.lr``), and the run's own data (a member of a data stack)."""
+    (its hyperparameters, e.g. ``member.optimizer.lr``), and the run's own data (a member of a data stack).
+
+    Example (observe ‖∇f(x_t)‖ through ``member.loss``: it equals the trainer's own ``track_grad_norm`` record):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> grad_norm = lambda x, member: jax.numpy.linalg.norm(jax.grad(member.loss)(x))
+      >>> with float64():
+      ...     out = run_many(prob, sgd(0.5), jax.random.key(0), observe=grad_norm, steps=3, batch_size=2,
+      ...                    track_grad_norm=True)
+      >>> np.allclose(out.observed, out.grad_norms, rtol=1e-12), round(float(out.observed[0]), 6)  # ‖y‖/2 = 1/√2
+      (True, 0.707107)
+    """
 
     problem: Problem
     optimizer: Optimizer
@@ -77,6 +109,21 @@ class History:
         after divergence, diverged_at − 1 when the update to step diverged_at turned non-finite (x_{t−1} is the
         last finite point), or diverged_at when the recorded loss there was non-finite or above max_loss (the
         parameters of that step are kept: finite, but possibly huge).
+
+    Example (GD with η = 5 multiplies f by (1 − η/2)² = 2.25 per step: f(w_t) = ½·2.25^t first exceeds the default
+    ``max_loss`` = 1e10 · max(f(w_0), 1) = 1e10 at t = 30: the run is flagged there, keeps w_30, and records NaN
+    from t = 30 on):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64, train
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     hist = train(prob, sgd(5.0), steps=40, batch_size=2, key=jax.random.key(0))
+      >>> hist.diverged, hist.diverged_at, hist.params_step, bool(np.isnan(hist.losses[30:]).all())
+      (True, 30, 30, True)
+      >>> f"{hist.losses[29]:.6e}", f"{0.5 * 2.25 ** 29:.6e}"    # the last recorded loss, below 1e10
+      ('8.170771e+09', '8.170771e+09')
     """
 
     steps: np.ndarray
@@ -92,11 +139,17 @@ class History:
 
     @property
     def final_loss(self) -> float:
+        """f(x_T): the last recorded training loss (NaN if the run diverged)."""
         return float(self.losses[-1])
 
 
 def log_steps(steps: int, log_every: int) -> np.ndarray:
-    """0, log_every, 2·log_every, …, and ``steps`` itself if it is not a multiple of ``log_every``."""
+    """0, log_every, 2·log_every, …, and ``steps`` itself if it is not a multiple of ``log_every``.
+
+    Example:
+      >>> log_steps(10, 4).tolist(), log_steps(8, 4).tolist()
+      ([0, 4, 8, 10], [0, 4, 8])
+    """
     t = np.arange(0, steps + 1, log_every)
     return t if t[-1] == steps else np.append(t, steps)
 
@@ -113,11 +166,17 @@ def _first_of_permutation(key, n: int, b: int):
     """``jax.random.permutation(key, n)[:b]`` bit for bit, without the sort, when it sorts once.
 
     permutation draws 32-bit sort keys k = bits(split(key)[1], (n,)) and stably sorts arange(n) by them; its first b
-    entries are the indices of the b smallest keys, ties to the lower index. They are picked here by b passes of a
-    min over n (b·n work, vectorized; XLA's CPU sort calls a comparator per comparison: several times slower under
-    vmap at small b).
+    entries are the indices of the b smallest keys, ties to the lower index (`_smallest_first`).
     """
-    bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
+    return _smallest_first(jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32), b)
+
+
+def _smallest_first(bits, b: int):
+    """``argsort(bits, stable)[:b]``: the indices of the b smallest of the uint32 ``bits``, ties to the lower index.
+
+    Picked by b passes of a min over n (b·n work, vectorized; XLA's CPU sort calls a comparator per comparison:
+    several times slower under vmap at small b).
+    """
     top = jnp.asarray(np.iinfo(np.uint32).max, jnp.uint32)
 
     def pick(taken, _):
@@ -125,7 +184,7 @@ def _first_of_permutation(key, n: int, b: int):
         j = jnp.argmax(~taken & (bits == smallest))  # the first untaken index holding the smallest key
         return taken.at[j].set(True), j
 
-    return jax.lax.scan(pick, jnp.zeros(n, bool), None, length=b)[1]
+    return jax.lax.scan(pick, jnp.zeros(bits.shape[0], bool), None, length=b)[1]
 
 
 def sample_indices(key, n: int, batch_size: int, replace: bool):
@@ -133,6 +192,15 @@ def sample_indices(key, n: int, batch_size: int, replace: bool):
 
     Without replacement the batch is ``jax.random.choice(key, n, (b,), replace=False)`` (= the first b of
     ``jax.random.permutation(key, n)``), computed by `_first_of_permutation` where that is exact and cheaper.
+
+    Example (b = n without replacement is the full data in order; b < n is ``jax.random.choice`` bit for bit):
+      >>> import jax
+      >>> key = jax.random.key(0)
+      >>> sample_indices(key, 5, 5, replace=False).tolist()
+      [0, 1, 2, 3, 4]
+      >>> idx = sample_indices(key, 10, 3, replace=False)
+      >>> idx.shape, len(set(idx.tolist())), bool((idx == jax.random.choice(key, 10, (3,), replace=False)).all())
+      ((3,), 3, True)
     """
     if replace:
         return jax.random.randint(key, (batch_size,), 0, n)
@@ -153,7 +221,8 @@ def _nan_after(diverged, tree):
 
 def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=None, *, steps: int,
         batch_size: int, log_every: int = 1, replace: bool = False, max_loss=None, track_grad_norm: bool = False,
-        observe: Callable | None = None, accumulate: Callable | None = None) -> TrainOutput:
+        observe: Callable | None = None, accumulate: Callable | None = None,
+        key_per_log: bool = False) -> TrainOutput:
     """One training run, pure (no jit): `run_many` vmaps it over its stacks and jits it.
 
     The loss is ``problem.batch_loss`` (f_ξ, which reads no data arrays of ``problem``); ``data`` and ``test_data``
@@ -162,6 +231,19 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
     ``max_loss=None`` means ``DEFAULT_DIVERGENCE_FACTOR · max(f(x_0), 1)``. ``observe(x_t, member)`` is recorded
     with the losses at t = 0, log_every, …, steps; ``accumulate(x_t, member)`` is summed over the steps t taken
     (evaluated at x_t before step t) and its running sum recorded at the same steps (``member``: a `Member`).
+    ``key_per_log``: the k-th segment of ``log_every`` steps starts its key chain from ``split(key, K)[k]`` (K
+    segments, the last one possibly shorter) instead of continuing one chain from ``key`` over all steps.
+
+    Example (full-batch GD, η = 0.5, from w_0 = 0: f(w_t) = ½(1 − η/2)^{2t} = ½·0.5625^t):
+      >>> import jax, jax.numpy as jnp, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression, as_jax
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     out = run(prob, sgd(0.5), jnp.zeros(2), jax.random.key(0), as_jax(prob.data), steps=3, batch_size=2)
+      >>> np.round(np.asarray(out.losses), 6).tolist(), int(out.params_step), bool(out.diverged)
+      ([0.5, 0.28125, 0.158203, 0.088989], 3, False)
     """
     loss_fn = problem.batch_loss
     penalty_fn = problem.penalty if problem.weight_decay else None
@@ -202,7 +284,9 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
         params_step = jnp.where(diverged, params_step, t + 1)
         return (params, state, key, diverged, diverged_at, t + 1, params_step, acc), None
 
-    def segment(carry, length):
+    def segment(carry, length, seg_key=None):
+        if seg_key is not None:  # key_per_log: this segment's own key chain
+            carry = (*carry[:2], seg_key, *carry[3:])
         carry, _ = jax.lax.scan(step, carry, None, length=length)
         params, state, key, diverged, diverged_at, t, params_step, acc = carry
         f, rec = record(params, acc)
@@ -221,10 +305,12 @@ def run(problem: Problem, optimizer: Optimizer, params, key, data, test_data=Non
     rec0 = mask(diverged0, rec0)
     carry = (params, state, key, diverged0, jnp.where(diverged0, 0, -1), jnp.array(0), jnp.array(0), acc0)
     num_full, rest = divmod(steps, log_every)
-    carry, recs = jax.lax.scan(lambda c, _: segment(c, log_every), carry, None, length=num_full)
+    seg_keys = jax.random.split(key, num_full + bool(rest)) if key_per_log else None
+    carry, recs = jax.lax.scan(lambda c, k: segment(c, log_every, k), carry,
+                               None if seg_keys is None else seg_keys[:num_full], length=num_full)
     recs = jax.tree.map(lambda r0, r: jnp.concatenate([r0[None], r]), rec0, recs)
     if rest:
-        carry, rec_last = segment(carry, rest)
+        carry, rec_last = segment(carry, rest, None if seg_keys is None else seg_keys[num_full])
         recs = jax.tree.map(lambda r, last: jnp.concatenate([r, last[None]]), recs, rec_last)
     params, state, _, diverged, diverged_at, _, params_step, _ = carry
     losses, test_losses, grad_norms, observed, accumulated = recs
@@ -256,7 +342,7 @@ def _axes(axes) -> tuple:
 
 
 def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, axes, steps, batch_size, every,
-              replace, track_grad_norm, observe, accumulate):
+              replace, track_grad_norm, observe, accumulate, key_per_log):
     dtype = jnp.result_type(float)
 
     def member(opt, key, data, test_data, params):
@@ -265,7 +351,7 @@ def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, a
         p0 = jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), p0)
         return run(problem, opt, p0, key, data, test_data, steps=steps, batch_size=batch_size, log_every=every,
                    replace=replace, max_loss=max_loss, track_grad_norm=track_grad_norm, observe=observe,
-                   accumulate=accumulate)
+                   accumulate=accumulate, key_per_log=key_per_log)
 
     fn = member
     for group in reversed(axes):
@@ -275,11 +361,20 @@ def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, a
 
 
 _run_many_jit = jax.jit(_run_many, static_argnames=("problem", "axes", "steps", "batch_size", "every", "replace",
-                                                    "track_grad_norm", "observe", "accumulate"))
+                                                    "track_grad_norm", "observe", "accumulate", "key_per_log"))
 
 
 def stack_optimizers(optimizers) -> Optimizer:
-    """One `Optimizer` whose hyperparameters carry a leading axis over ``optimizers`` (one kind, same options)."""
+    """One `Optimizer` whose hyperparameters carry a leading axis over ``optimizers`` (one kind, same options).
+
+    Example:
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sam
+      >>> with float64():
+      ...     opt = stack_optimizers([sam(0.1, 0.05), sam(0.2, 0.05)])
+      >>> opt.name, opt.lr.tolist(), opt.rho.tolist()
+      ('sam', [0.1, 0.2], [0.05, 0.05])
+    """
     optimizers = list(optimizers)
     if not optimizers or not all(isinstance(o, Optimizer) for o in optimizers):
         raise ValueError("optimizers must be a non-empty sequence of Optimizer")
@@ -292,7 +387,8 @@ def stack_optimizers(optimizers) -> Optimizer:
 
 def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, params=None, axes=None,
              observe: Callable | None = None, accumulate: Callable | None = None, every: int = 1, steps: int,
-             batch_size: int, replace: bool = False, max_loss=None, track_grad_norm: bool = False) -> TrainOutput:
+             batch_size: int, replace: bool = False, max_loss=None, track_grad_norm: bool = False,
+             key_per_log: bool = False) -> TrainOutput:
     """Many training runs in one jit-compiled `lax.scan` over steps, vmapped over explicit stacks (THEORY.md §1–§2).
 
     Stacks (each either shared by every run, or stacked along a leading axis):
@@ -314,12 +410,35 @@ def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, p
     `Member`: the problem, this run's optimizer and data. Both are static: pass the same function object to reuse
     a compile.
 
+    Random stream: one key chain per run from its key (``key, k_batch, k_extra, k_opt = split(key, 4)`` each
+    step); ``key_per_log=True`` restarts the chain every ``every`` steps from ``split(key, segments)[k]`` (the
+    stream of `sam_theory.stability.escape_test`, see `run`).
+
     Divergence (as in `train`): once a run's parameters become non-finite, or a recorded loss is non-finite or
     exceeds ``max_loss``, it is flagged (``diverged``, ``diverged_at``), its parameters stay frozen at their last
     finite value and its later records (losses, observations) are NaN; runs never influence each other.
 
     Returns a `TrainOutput` of JAX arrays, each with the leading stack axes, then (for records) the logged steps
     ``log_steps(steps, every)``.
+
+    Example (two learning rates × three seeds in one compile; full-batch GD from w_0 = 0 is seed-free and follows
+    f(w_t) = ½(1 − η/2)^{2t}; ``observe`` records w_t, which is y(1 − (1 − η/2)^t)):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> keys = jax.random.split(jax.random.key(0), 3)
+      >>> with float64():
+      ...     out = run_many(prob, [sgd(0.5), sgd(1.0)], keys, observe=lambda w, member: w, every=2, steps=5,
+      ...                    batch_size=2)
+      >>> out.losses.shape, out.observed.shape        # (lr, seed, t = 0, 2, 4, 5) and w_t ∈ R² at those t
+      ((2, 3, 4), (2, 3, 4, 2))
+      >>> lr, t = np.array([0.5, 1.0])[:, None, None], log_steps(5, 2)
+      >>> np.allclose(out.losses, 0.5 * (1 - lr / 2) ** (2 * t), rtol=1e-12)
+      True
+      >>> np.allclose(out.observed[..., 0], 1 - (1 - lr / 2) ** t, rtol=1e-12)
+      True
     """
     check_problem(problem)
     steps = check_int("steps", steps, minimum=0)
@@ -356,10 +475,24 @@ def run_many(problem: Problem, optimizers, keys, *, data=None, test_data=None, p
         raise ValueError("axes names the 'seed' stack but keys is a single key")
     return _run_many_jit(problem, optimizers, keys, data, test_data, params, max_loss, axes=axes, steps=steps,
                          batch_size=batch_size, every=every, replace=bool(replace),
-                         track_grad_norm=bool(track_grad_norm), observe=observe, accumulate=accumulate)
+                         track_grad_norm=bool(track_grad_norm), observe=observe, accumulate=accumulate,
+                         key_per_log=bool(key_per_log))
 
 
 def validate_batch(problem: Problem, batch_size: int, replace: bool) -> int:
+    """``batch_size`` as an int ≥ 1, checked against ``problem.n`` (without replacement b ≤ n); else `ValueError`.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> validate_batch(prob, 2, replace=False), validate_batch(prob, 5, replace=True)
+      (2, 5)
+      >>> validate_batch(prob, 3, replace=False)
+      Traceback (most recent call last):
+      ...
+      ValueError: batch_size=3 exceeds n=2; use replace=True or a smaller batch_size
+    """
     batch_size = check_int("batch_size", batch_size)
     if not replace and batch_size > problem.n:
         raise ValueError(f"batch_size={batch_size} exceeds n={problem.n}; use replace=True or a smaller batch_size")
@@ -382,6 +515,21 @@ def train(problem: Problem, optimizer: Optimizer, *, steps: int, batch_size: int
       params: starting point; ``problem.init(key)`` if None.
       max_loss: a recorded loss above this flags divergence (default 1e10 · max(f(x_0), 1)).
       track_grad_norm: also record ‖∇f(x_t)‖ at the logged steps.
+
+    Returns a `History`.
+
+    Example (full-batch GD, η = 0.5, on f(w) = ¼‖w − y‖² from w_0 = 0: f(w_t) = ½(1 − η/2)^{2t} = ½·0.5625^t):
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.optim import sgd
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(np.eye(2), np.array([1.0, -1.0]))
+      >>> with float64():
+      ...     hist = train(prob, sgd(0.5), steps=3, batch_size=2, key=jax.random.key(0))
+      >>> hist.steps.tolist(), hist.losses.round(6).tolist()
+      ([0, 1, 2, 3], [0.5, 0.28125, 0.158203, 0.088989])
+      >>> np.allclose(hist.losses, 0.5 * 0.5625 ** hist.steps, rtol=1e-12), hist.diverged
+      (True, False)
     """
     check_problem(problem)
     check_optimizer(optimizer)

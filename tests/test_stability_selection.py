@@ -83,3 +83,32 @@ def test_diverged_run_gives_nan_moments_not_an_error(x64):
     assert res.diverged["BIG"].all() and not res.diverged["SGD"].any()
     for m in MOMENTS:
         assert np.isnan(res.moment("BIG", m)).all() and np.isfinite(res.moment("SGD", m)).all()
+
+
+def test_width_figure_renders_with_ragged_kept_pairs(tmp_path):
+    """The gap_grows_with_width figure from a synthetic payload whose knob values keep different numbers of pairs
+    (a diverged run, a NaN moment): it renders a non-empty PNG through the check's own figure binding."""
+    from sam_theory.checks.registry import REGISTRY
+    from sam_theory.checks.theorem_a_selection import Selection, WidthPanel
+    from sam_theory.stability.selection import MinimaMoments
+
+    rng = np.random.default_rng(0)
+
+    def point(knob, seeds, lost):
+        moments = {m: {"SGD": 1.0 + rng.random(seeds), "SAM": 0.5 + rng.random(seeds)} for m in MOMENTS}
+        moments["s3"]["SAM"][0] = np.nan  # an undefined moment of one run
+        res = MinimaMoments(("SGD", "SAM"), np.arange(seeds), *(moments[m] for m in MOMENTS),
+                            final_loss={k: np.zeros(seeds) for k in ("SGD", "SAM")},
+                            max_example_loss={k: np.zeros(seeds) for k in ("SGD", "SAM")},
+                            initial_loss=np.ones(seeds), diverged={k: np.zeros(seeds, bool) for k in ("SGD", "SAM")},
+                            batch_size=2, replace=False, steps=10, method="dense", p=knob, n=4)
+        ok = np.ones(seeds, bool)
+        ok[:lost] = False
+        return Selection(f"knob={knob}", res, 0.1, 0.05, 1.0, ok)
+
+    panels = [WidthPanel("diagonal net", "d", {10: point(10, 8, 0), 20: point(20, 8, 3), 40: point(40, 8, 1)}),
+              WidthPanel("matrix factorization", "r", {2: point(2, 8, 2), 4: point(4, 8, 0)})]
+    spec = REGISTRY["theorem_a.gap_grows_with_width"]
+    out = spec.figure(panels, tmp_path / "gap.png")
+    path = out if out is not None else tmp_path / "gap.png"
+    assert path.exists() and path.stat().st_size > 10_000

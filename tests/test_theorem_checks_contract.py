@@ -22,6 +22,15 @@ def test_every_theorem_check_declares_a_mutant():
         assert c.mutants, c.name
 
 
+def test_every_trend_and_bound_check_names_its_settings_rule():
+    """Issue 12: every [trend]/[bound] docstring states the rule its settings come from ("Settings …")."""
+    import re
+    checks = [c for c in select(".") if c.tag in ("trend", "bound")]
+    assert len(checks) >= 20
+    for c in checks:
+        assert re.search(r"\bSettings\b", c.fn.__doc__ or ""), c.name
+
+
 def test_expected_loss_equals_enumeration_of_usam_steps(x64):
     """E f(x_t) by Σ_{t+1} = T(Σ_t) in the row space vs the mean over every batch sequence of the real `usam`
     step (b = 2 with replacement: n² ordered pairs per step, 2 steps), on interpolating linear regression."""

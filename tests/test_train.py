@@ -206,3 +206,32 @@ def test_sample_indices_is_jax_choice_bit_for_bit(n, b):
     keys = jax.random.split(jax.random.key(n + b), 500)
     ref = jax.vmap(lambda k: jax.random.choice(k, n, (b,), replace=False))(keys)
     np.testing.assert_array_equal(jax.vmap(lambda k: sample_indices(k, n, b, False))(keys), ref)
+
+
+@pytest.mark.parametrize("bits", [
+    [5, 3, 3, 7, 3, 1, 1, 9] * 8,  # ties everywhere
+    [2**32 - 1] * 6 + [0, 2**32 - 1],  # ties at the largest key (the value that marks taken entries)
+    list(range(20, 0, -1)),
+])
+def test_smallest_first_is_stable_argsort(bits):
+    """The selection behind the batch draw is argsort(stable)[:b] also under ties (jax's permutation sorts stably)."""
+    from sam_theory.train import _smallest_first
+    bits = np.asarray(bits, np.uint32)
+    for b in (1, 3, len(bits) // 2, len(bits)):
+        np.testing.assert_array_equal(_smallest_first(jnp.asarray(bits), b), np.argsort(bits, kind="stable")[:b])
+
+
+def test_key_per_log_restarts_the_chain_per_segment(x64, prob):
+    """key_per_log: segment k (of ``every`` steps, the last one shorter) runs from split(key, K)[k], i.e. equals
+    chained runs of the segments' lengths with those keys (the former segment loop of `escape_test`)."""
+    key, x0 = jax.random.key(3), prob.init(jax.random.key(0))
+    out = run_many(prob, sam(0.05, 0.1), key, params=x0, steps=7, every=3, batch_size=4, key_per_log=True)
+    params, losses = x0, []
+    for k, length in zip(jax.random.split(key, 3), (3, 3, 1)):
+        seg = run_many(prob, sam(0.05, 0.1), k, params=params, steps=length, every=length, batch_size=4)
+        params = seg.params
+        losses.append(float(seg.losses[-1]))
+    np.testing.assert_array_equal(np.asarray(out.losses[1:]), losses)
+    np.testing.assert_array_equal(np.asarray(out.params), np.asarray(params))
+    plain = run_many(prob, sam(0.05, 0.1), key, params=x0, steps=7, every=3, batch_size=4)
+    assert not np.array_equal(np.asarray(plain.params), np.asarray(out.params))  # a different stream by default

@@ -18,14 +18,16 @@ from ..optim import usam
 from ..problems import as_jax, linear_regression, stack_trees
 from ..curvature import BatchCurvature
 from ..stability import second_moment_operator
-from ..stats import Z_TREND, direction_holds, summarize
+from ..stats import FAMILY_ALPHA, Z_TREND, direction_holds, max_abs_z_bound, summarize
 from ..train import log_steps
 from .registry import CheckResult, above, at_least, at_most, holds, register
 
 N, BATCH = 20, 4
 P_GRID = (40, 100, 400, 1600)
 MC_SLACK_SE = 3.0  # the bound may be exceeded by 3 standard errors of the seed-mean (its Monte Carlo error)
-Z_EXACT = 4.0  # Monte Carlo mean vs exact E f(x_t): |z| ≤ 4 at every logged t (two-sided p ≈ 6e-5 per t)
+# Monte Carlo mean vs exact E f(x_t): max |z| over every trusted logged t of every setting ≤ the Bonferroni bound
+# `max_abs_z_bound(K, df=seeds − 1)` at family-wise level FAMILY_ALPHA. (Until quick seed 4 it was a flat 4, which
+# ignored the K ≈ 100–300 comparisons inside the max: 4.17 at p = 400 failed there. The rule is derived, not fitted.)
 MU_CONTROL = 30.0  # failing control: the bound with 30·μ must be violated
 EXACT_DECADES = 3.0  # the exact comparison uses the logged t where E f(x_t) ≥ 10^-3 f(x_0): beyond a few decades of
 #                     decay ‖e_t‖² is a product of many random factors, and a mean of 32 runs is carried by one or two
@@ -89,12 +91,16 @@ class BoundRun:
         return float(fit.slope / np.log(self.theorem.rate))
 
     @property
-    def exact_z(self) -> float:
-        """max |mean − exact|/SE over the logged t ≥ 1 with exact E f(x_t) ≥ 10^-EXACT_DECADES f(x_0); inf when fewer
-        than MIN_POINTS such t or a non-finite value."""
+    def exact_zs(self) -> np.ndarray:
+        """|mean − exact|/SE at the logged t ≥ 1 with exact E f(x_t) ≥ 10^-EXACT_DECADES f(x_0); [inf] when fewer
+        than MIN_POINTS such t or a non-finite value (inconclusive counts as a failure)."""
         trusted = (self.exact >= 10**-EXACT_DECADES * self.exact[0])[1:]
-        z = ((self.mean - self.exact)[1:] / self.se[1:])[trusted]
-        return float(np.max(np.abs(z))) if z.size >= MIN_POINTS and np.all(np.isfinite(z)) else np.inf
+        z = np.abs(((self.mean - self.exact)[1:] / self.se[1:])[trusted])
+        return z if z.size >= MIN_POINTS and np.all(np.isfinite(z)) else np.array([np.inf])
+
+    @property
+    def exact_z(self) -> float:
+        return float(np.max(self.exact_zs))
 
 
 def _run(ctx, prob, thm: TheoremB, seeds, steps, key, label, *, with_exact=True) -> BoundRun:
@@ -147,7 +153,8 @@ def _bound_facts(runs) -> dict:
           mutants=("sgd_not_usam", "rho_x10", "eta_x3"))
 def bound_linear_regression(ctx) -> CheckResult:
     """Seed-mean of f(x_t) ≤ (1 − 2μηc)^t f(x_0) + 3 SE at every t, n = 20, b = 4 with replacement, and the
-    Monte Carlo mean equals the exact E f(x_t) within 4 SE; failing controls: the bound with 30μ is violated, and
+    Monte Carlo mean equals the exact E f(x_t): max |z| over the K comparisons ≤ the Bonferroni bound at family-wise
+    level 1e-3 (Student t, seeds − 1 df; `stats.max_abs_z_bound`); failing controls: the bound with 30μ is violated, and
     beyond the c ≥ ½ edge (η = 2/λ) the rate (1 − μη)^t of §6 is violated.
 
     Settings rule (THEORY.md §6's own values, nothing tuned): (i) the c ≥ ½ edge ρ = ρ_max = 1/(2β(1 + K_b)),
@@ -181,14 +188,17 @@ def bound_linear_regression(ctx) -> CheckResult:
     claimed = (1.0 - const["mu"] * beyond.eta) ** ctrl.t * float(ctrl.mean[0])  # §6's c ≥ ½ rate, out of its domain
 
     ratio = min(r.exponent_ratio for r in runs)
+    zs = np.concatenate([r.exact_zs for r in runs + [probe]])
+    z_bound = max_abs_z_bound(zs.size, df=seeds - 1)
     criteria = [
         at_least("observed / guaranteed decay exponent (min over settings)", ratio, 1.0,
                  "fitted −d log E f/dt ≥ −log(1 − 2μηc)"),
         holds("seed-mean ≤ bound + 3 SE at every t, every setting", all(r.within(r.bound) for r in runs),
               "Theorem B's bound (1 − 2μηc)^t f(x_0) with its Monte Carlo slack"),
-        at_most("max |MC mean − exact E f(x_t)|/SE", max(r.exact_z for r in runs + [probe]), Z_EXACT,
-                f"logged t with E f(x_t) ≥ 1e-{EXACT_DECADES:g}·f(x_0) (≥ {MIN_POINTS} such t), every setting and "
-                f"the ρ = 1/β probe (exact: Σ_t+1 = T(Σ_t), §5)"),
+        at_most("max |MC mean − exact E f(x_t)|/SE", float(zs.max()), z_bound,
+                f"K = {zs.size} comparisons: logged t with E f(x_t) ≥ 1e-{EXACT_DECADES:g}·f(x_0) (≥ {MIN_POINTS} "
+                f"such t), every setting and the ρ = 1/β probe (exact: Σ_t+1 = T(Σ_t), §5); bound: Bonferroni, "
+                f"family-wise {FAMILY_ALPHA:g}, t with {seeds - 1} df"),
         at_most("diverged runs in the theorem's regime", sum(r.num_diverged for r in runs), 0,
                 "none tolerated (c > 0)"),
         at_least("c in the theorem's settings (min)", min(r.theorem.c for r in runs), 1 / 8 - 1e-12,

@@ -58,6 +58,14 @@ class TheoremB:
 
 
 def k_b(beta: float, mu: float, batch_size: int) -> float:
+    """K_b = (b − 1)/b + β/(bμ), the batch factor of Theorem B (THEORY.md §6): E‖∇f_ξ‖² ≤ K_b‖∇f‖².
+
+    Example:
+      >>> k_b(beta=2.0, mu=0.5, batch_size=4)                       # 3/4 + 2/(4·0.5)
+      1.75
+      >>> k_b(beta=2.0, mu=0.5, batch_size=1)                       # b = 1: β/μ
+      4.0
+    """
     return (batch_size - 1) / batch_size + beta / (batch_size * mu)
 
 
@@ -65,10 +73,6 @@ def theorem_b(constants, eta: float, rho: float, batch_size: int) -> TheoremB:
     """Evaluate Theorem B (THEORY.md §6) at (η, ρ, b).
 
     ``constants``: a dict {"beta", "lam", "mu"} or a `Constants` (from `sam_theory.convergence.constants`).
-
-    Example:
-      >>> k_b(beta=2.0, mu=0.5, batch_size=4)                       # (b − 1)/b + β/(bμ)
-      1.75
 
     Example:
       >>> consts = {"beta": 2.0, "lam": 1.0, "mu": 0.5}

@@ -67,6 +67,22 @@ class BatchCurvature:
 
     Build with `BatchCurvature.from_hessians` or `BatchCurvature.from_problem`; `with_batch` changes only the
     batch distribution. ``method`` is "dense" or "matrix_free".
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> from sam_theory.problems import LinearRegression
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]]))   # n = 2, p = 1: H_i = 1, 3
+      ...     free = BatchCurvature.from_problem(LinearRegression([[1.0, 0.0], [0.0, 2.0]], [0.0, 0.0]),
+      ...                                        np.zeros(2), batch_size=2, method="matrix_free")
+      >>> curv.n, curv.size, curv.method, curv.batch_size, curv.replace
+      (2, 1, 'dense', 1, False)
+      >>> curv.with_batch(2, replace=True).dist
+      BatchDistribution(n=2, batch_size=2, replace=True)
+      >>> free.method, free.n, free.size, free.batch_size
+      ('matrix_free', 2, 2, 2)
     """
 
     hvp: Any
@@ -191,7 +207,17 @@ def _symmetrized(Hi):
 
 def dense_operator_bytes(curv: BatchCurvature) -> int:
     """Memory of the dense stability operator on symmetric matrices: five (d, d) blocks, d = p(p+1)/2, plus the
-    (d, p, p) basis images (THEORY.md §5)."""
+    (d, p, p) basis images (THEORY.md §5).
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, dense_operator_bytes
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(np.zeros((3, 2, 2)))   # p = 2: d = p(p+1)/2 = 3
+      >>> dense_operator_bytes(curv)                            # 8 bytes × (6d·d + d·p²) = 8 × (54 + 12)
+      528
+    """
     d = curv.size * (curv.size + 1) // 2
     return array_bytes((6 * d, d), curv.dtype) + array_bytes((d, curv.size, curv.size), curv.dtype)
 
@@ -413,6 +439,18 @@ def expected_product(curv: BatchCurvature, word, fixed=(), V=None, *, minus_mean
       minus_mean: subtract the same word with H in place of every H_ξ (so ("H",)*k gives S_k).
       crossing: "exact" (n² products, chunked) or "monte_carlo" (``crossing_samples`` random index pairs, drawn
         with ``key``, for the crossing partition {1,3}{2,4} only: an unbiased estimate of that term).
+
+    Example (n = 2 examples H_1 = 1, H_2 = 3, p = 1, by hand):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, expected_product
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]]))   # b = 1
+      ...     one = expected_product(curv, ("H", "H"))                            # (1² + 3²)/2
+      ...     two = expected_product(curv.with_batch(2, replace=True), ("H", "H"))   # H² + Var/b = 4 + 1/2
+      ...     sandwich = expected_product(curv, ("H", 0, "H"), fixed=(np.array([[2.0]]),))   # 2·(1² + 3²)/2
+      >>> [round(float(x[0, 0]), 10) for x in (one, two, sandwich)]
+      [5.0, 4.5, 10.0]
     """
     fixed = tuple(jnp.asarray(f, curv.dtype) for f in fixed)
     _check_word(tuple(word), fixed)
@@ -436,9 +474,21 @@ def _partition_term_jit(curv, fixed, V, *, word, sigma):
 
 def partition_term(curv: BatchCurvature, word, sigma, fixed=(), V=None):
     """E_σ V for one set partition σ of the word's "H" positions (one independent index per block; THEORY.md
-    §4.1), exact. Cost as in `expected_product`: O(n) products per factor and column for interval σ, a nested
-    block O(n) only when V has ≥ p/n columns (else n²), the crossing {1,3}{2,4} n². ``sigma`` is a tuple of blocks of positions 0..k−1 (`sam_theory.curvature.set_partitions`).
-    For costing single terms (benchmarks) and for tests; `expected_product` sums c_σ E_σ."""
+    §4.1), exact. ``sigma`` is a tuple of blocks of positions 0..k−1 (`sam_theory.curvature.set_partitions`).
+    For costing single terms (benchmarks) and for tests; `expected_product` sums c_σ E_σ. Cost as in
+    `expected_product`: O(n) products per factor and column for interval σ, a nested block O(n) only when V has
+    ≥ p/n columns (else n²), the crossing {1,3}{2,4} n².
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, partition_term, set_partitions
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]]))   # H_1 = 1, H_2 = 3
+      ...     terms = [float(partition_term(curv, ("H", "H"), s)[0, 0]) for s in set_partitions(2)]
+      >>> [round(x, 10) for x in terms]                         # {0,1}: (1/n) Σ_i H_i² = 5;  {0}{1}: H² = 4
+      [5.0, 4.0]
+    """
     fixed = tuple(jnp.asarray(f, curv.dtype) for f in fixed)
     _check_word(tuple(word), fixed)
     k = sum(1 for item in word if item == "H")
@@ -452,7 +502,18 @@ def partition_term(curv: BatchCurvature, word, sigma, fixed=(), V=None):
 def crossing_estimate(curv: BatchCurvature, v, samples: int, key):
     """The crossing term of S_4 in direction v: c_σ·vᵀ[(1/n²)Σ_{i,j} H_iH_jH_iH_j]v with σ = {1,3}{2,4}, estimated
     from ``samples`` uniform pairs (i, j) (each used with its swap (j, i)), as (estimate, standard error, exact
-    weight c_σ). Unbiased; SE = sample std/√samples."""
+    weight c_σ). Unbiased; SE = sample std/√samples.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, crossing_estimate
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]]), batch_size=2, replace=True)
+      ...     est, se, c = crossing_estimate(curv, np.ones(1), 200, jax.random.key(0))
+      >>> c, abs(est - c * 25.0) < 4 * se      # c_σ = b^(2)/b⁴ = 1/8; (1/n²) Σ_ij H_i²H_j² = 5² = 25
+      (0.125, True)
+    """
     sigma = ((0, 2), (1, 3))
     c = curv.dist.weights(4).get(sigma, 0.0)
     v = jnp.asarray(v, curv.dtype)
@@ -473,7 +534,18 @@ def _pair_values(curv, v, i, j):
 
 
 def stochastic_moment(curv: BatchCurvature, k: int, V=None, **kwargs):
-    """S_k V = (E_ξ[H_ξ^k] − H^k) V (THEORY.md §4); V None gives the dense (p, p) S_k. S_1 = 0."""
+    """S_k V = (E_ξ[H_ξ^k] − H^k) V (THEORY.md §4); V None gives the dense (p, p) S_k. S_1 = 0.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, stochastic_moment
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]]))   # H_1 = 1, H_2 = 3
+      ...     s2 = [float(stochastic_moment(curv.with_batch(b), 2)[0, 0]) for b in (1, 2)]
+      >>> [round(x, 10) for x in s2]    # c_b((1/n) Σ H_i² − H²) = c_b·1; c_1 = 1, c_2 = 0 (b = n, no replacement)
+      [1.0, 0.0]
+    """
     k = check_int("k", k)
     if k == 1:
         return jnp.zeros((curv.size, curv.size if V is None else jnp.shape(V)[1]), curv.dtype)
@@ -498,7 +570,18 @@ def word_operator(curv: BatchCurvature, word, fixed=(), *, minus_mean: bool = Fa
                   crossing_samples: int = 256, key=None) -> LinearOperator:
     """v ↦ E_ξ[word] v as a `LinearOperator` (see `expected_product`; symmetric when the word is a palindrome of
     H's with symmetric fixed matrices, e.g. S_k). A Monte Carlo crossing term uses the same pairs at every
-    product (``key``), so the operator is fixed and symmetric."""
+    product (``key``), so the operator is fixed and symmetric.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, word_operator
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]]))   # H_1 = 1, H_2 = 3, b = 1
+      ...     S2 = word_operator(curv, ("H", "H"), minus_mean=True).as_dense()   # v ↦ S_2 v
+      >>> [[round(x, 10) for x in row] for row in S2.tolist()]  # (1 + 9)/2 − 2²
+      [[1.0]]
+    """
     fixed = tuple(jnp.asarray(f, curv.dtype) for f in fixed)
     _check_word(tuple(word), fixed)
     check_choice("crossing", crossing, CROSSING)

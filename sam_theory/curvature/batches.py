@@ -44,7 +44,15 @@ def falling(x: int, m: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def set_partitions(k: int) -> tuple:
-    """All set partitions of the positions 0..k−1 (Bell(k): 1, 1, 2, 5, 15 for k = 0..4), canonical order."""
+    """All set partitions of the positions 0..k−1 (Bell(k): 1, 1, 2, 5, 15 for k = 0..4), canonical order.
+
+    Example:
+      >>> from sam_theory.curvature import set_partitions
+      >>> set_partitions(2)                                     # {0,1} and {0}{1}
+      (((0, 1),), ((0,), (1,)))
+      >>> [len(set_partitions(k)) for k in range(5)]            # the Bell numbers
+      [1, 1, 2, 5, 15]
+    """
     if k == 0:
         return ((),)
     out = []
@@ -83,6 +91,17 @@ class BatchDistribution:
 
     Hashable (a static field of `sam_theory.curvature.BatchCurvature`). Construct with `batch_distribution`,
     which validates the arguments.
+
+    Example:
+      >>> from sam_theory.curvature import batch_distribution
+      >>> d = batch_distribution(4, 2)                          # b = 2 of n = 4, without replacement
+      >>> round(d.s2_factor(), 6), d.num_batches()              # (n − b)/(b(n − 1)) = 1/3; C(4, 2) = 6
+      (0.333333, 6)
+      >>> idx, prob = d.enumerate()                             # the reference: every batch, its probability
+      >>> idx.shape, round(float(prob.sum()), 12)
+      ((6, 2), 1.0)
+      >>> batch_distribution(3, 3).weights(2)                   # b = n: H_ξ = H, only c_{0}{1} = 1 remains
+      {((0,), (1,)): 1.0}
     """
 
     n: int
@@ -157,7 +176,17 @@ class BatchPattern:
 
 
 def batch_distribution(n: int, batch_size: int = 1, replace: bool = False) -> BatchDistribution:
-    """A validated `BatchDistribution`: n ≥ 1, b ≥ 1, b ≤ n without replacement (ValueError naming the argument)."""
+    """A validated `BatchDistribution`: n ≥ 1, b ≥ 1, b ≤ n without replacement (ValueError naming the argument).
+
+    Example:
+      >>> from sam_theory.curvature import batch_distribution
+      >>> batch_distribution(2, 2, replace=True).weights(2)    # E[H_ξ²] = ½ mean_i H_i² + ½ H²
+      {((0, 1),): 0.5, ((0,), (1,)): 0.5}
+      >>> batch_distribution(3, 4)
+      Traceback (most recent call last):
+        ...
+      ValueError: batch_size must be <= n = 3 without replacement, got 4
+    """
     n = check_int("n", n)
     batch_size = check_int("batch_size", batch_size)
     if not isinstance(replace, (bool, np.bool_)):

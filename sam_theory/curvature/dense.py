@@ -13,7 +13,16 @@ from .operators import hvp
 
 
 def flat_fn(fn, params):
-    """``fn`` as a function of the raveled parameter vector, and that vector."""
+    """``fn`` as a function of the raveled parameter vector, and that vector.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.curvature import flat_fn
+      >>> params = {"a": jnp.array([1.0, 2.0]), "b": jnp.array(3.0)}
+      >>> f, flat = flat_fn(lambda q: jnp.sum(q["a"]) * q["b"], params)
+      >>> flat.tolist(), float(f(flat))                         # (1 + 2)·3
+      ([1.0, 2.0, 3.0], 9.0)
+    """
     flat, unravel = ravel_pytree(params)
     return (lambda v: fn(unravel(v))), flat
 
@@ -26,6 +35,20 @@ def hessian(fn, params, chunk_size: int | None = None, *, memory_budget=None) ->
     the working memory beyond the (p, p) result is O(c·p) plus one set of linearization residuals.
     The p² result is checked against ``memory_budget`` (bytes; None: `sam_theory.memory.default_budget`) before
     anything is built: `ValueError` with the estimate when it does not fit. Non-finite params raise a `ValueError`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import hessian
+      >>> d = jnp.array([1.0, 2.0, 3.0])
+      >>> f = lambda x: 0.5 * jnp.sum(d * x**2)                 # ∇²f = diag(d) everywhere
+      >>> with float64():
+      ...     H = hessian(f, jnp.ones(3))
+      >>> H.tolist()
+      [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]]
+      >>> with float64():
+      ...     bool(jnp.array_equal(hessian(f, jnp.ones(3), chunk_size=2), H))   # column by column, same H
+      True
     """
     check_finite_params("params", params, CURVATURE_HINT)
     flat = ravel_pytree(params)[0]
@@ -61,6 +84,17 @@ def per_example_hessians(problem: Problem, params, *, memory_budget=None) -> jax
     The n·p² result is checked against ``memory_budget`` (bytes; None: `sam_theory.memory.default_budget`)
     before anything is built: `ValueError` with the estimate and the matrix-free alternative. Non-finite params
     raise a `ValueError`.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import per_example_hessians
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(X=[[1.0, 0.0], [0.0, 2.0]], y=[0.0, 0.0])   # f_i = ½(a_iᵀw − y_i)²
+      >>> with float64():
+      ...     Hi = per_example_hessians(prob, np.zeros(2))
+      >>> Hi.tolist()                                           # H_i = a_i a_iᵀ
+      [[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 4.0]]]
     """
     check_finite_params("params", params, CURVATURE_HINT)
     flat = ravel_pytree(params)[0]

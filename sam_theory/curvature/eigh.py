@@ -13,7 +13,7 @@ from jax import lax
 from jax.custom_batching import sequential_vmap
 
 
-def _unbatched(fn):
+def _unbatched(fn, doc: str):
     sequential = sequential_vmap(fn)
 
     def call(a):
@@ -23,20 +23,38 @@ def _unbatched(fn):
             return sequential(a)
         return lax.map(call, a)
 
-    call.__doc__ = fn.__doc__
+    call.__doc__ = doc
+    call.__name__ = call.__qualname__ = fn.__name__.lstrip("_")
     return call
 
 
 def _eigh(a):
-    """(eigenvalues ascending, eigenvectors as columns) of a symmetric (…, m, m) array."""
+    """`jnp.linalg.eigh` on one (m, m) matrix (the kernel `eigh` keeps unbatched on CPU)."""
     w, v = jnp.linalg.eigh(a)
     return w, v
 
 
 def _eigvalsh(a):
-    """Eigenvalues (ascending) of a symmetric (…, m, m) array."""
+    """`jnp.linalg.eigvalsh` on one (m, m) matrix (the kernel `eigvalsh` keeps unbatched on CPU)."""
     return jnp.linalg.eigvalsh(a)
 
 
-eigh = _unbatched(_eigh)
-eigvalsh = _unbatched(_eigvalsh)
+eigh = _unbatched(_eigh, """(eigenvalues ascending, eigenvectors as columns) of a symmetric (…, m, m) array.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.curvature import eigh
+      >>> A = jnp.array([[2.0, 1.0], [1.0, 2.0]])               # eigenvalues 1 and 3
+      >>> w, v = eigh(A)
+      >>> [round(x, 5) for x in w.tolist()], bool(jnp.allclose(A @ v, v * w, atol=1e-5))
+      ([1.0, 3.0], True)
+    """)
+eigvalsh = _unbatched(_eigvalsh, """Eigenvalues (ascending) of a symmetric (…, m, m) array (leading axes: a batch).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.curvature import eigvalsh
+      >>> A = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+      >>> [[round(x, 5) for x in row] for row in eigvalsh(jnp.stack([A, 2 * A])).tolist()]   # a batch of two
+      [[1.0, 3.0], [2.0, 6.0]]
+    """)

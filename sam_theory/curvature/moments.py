@@ -47,6 +47,17 @@ class HessianMoments:
         n examples of tr(H_i^k) ("uniformity"); per_sample_trace_se: SE of the mean's estimate (hutchinson).
       s_crossing_se: {k: SE} of the Monte Carlo crossing term at the top eigenvector of S_k (0 when exact).
       batch_size, replace, method, n, p, orders: how it was computed.
+
+    Example:
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, hessian_moments
+      >>> with float64():
+      ...     m = hessian_moments(BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]])))   # H_i = 1, 3
+      >>> m.method, m.n, m.p, m.batch_size, m.orders
+      ('dense', 2, 1, 1, (1, 2, 3, 4))
+      >>> {k: round(v, 6) for k, v in m.per_sample_trace_mean.items()}   # (1/n) Σ_i h_i^k
+      {1: 2.0, 2: 5.0, 3: 14.0, 4: 41.0}
     """
 
     a: float
@@ -77,6 +88,19 @@ def moments_discrepancy(measured: HessianMoments, reference: HessianMoments, rto
     ``measured`` used Hutchinson probes: then 4 SE); for the Lanczos values a and λ_max/λ_min(S_k) the residual
     norm r is added (a symmetric operator has an eigenvalue within r of each Ritz value), and S_k's ends are
     scaled by max(|λ_max(S_k)|, |λ_min(S_k)|) or, when S_k = 0 (b = n), by ‖H‖_F^k.
+
+    Example:
+      >>> import dataclasses
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, hessian_moments, moments_discrepancy
+      >>> with float64():
+      ...     m = hessian_moments(BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]])))
+      >>> moments_discrepancy(m, m)
+      0.0
+      >>> off = dataclasses.replace(m, a=m.a * (1 + 3e-10))     # |Δa| = 3 × (rtol·|a|)
+      >>> round(moments_discrepancy(off, m), 3)
+      3.0
     """
     def ratio(got, ref, tol):
         err = abs(got - ref)
@@ -97,7 +121,12 @@ def moments_discrepancy(measured: HessianMoments, reference: HessianMoments, rto
 
 
 def real_root(x: float, k: int) -> float:
-    """sign(x)|x|^{1/k}: the real k-th root (s_k of an indefinite S_3 may be negative)."""
+    """sign(x)|x|^{1/k}: the real k-th root (s_k of an indefinite S_3 may be negative).
+
+    Example:
+      >>> real_root(-8.0, 3), real_root(16.0, 4)
+      (-2.0, 2.0)
+    """
     return float(np.sign(x) * abs(x) ** (1.0 / k))
 
 
@@ -126,6 +155,19 @@ def hessian_moments(curv: BatchCurvature, *, orders=(1, 2, 3, 4), lanczos_iters:
       trace_method: "exact" (p basis vectors) or "hutchinson" (``num_samples`` Rademacher probes, with SEs).
       crossing, crossing_samples: the crossing partition {1,3}{2,4} of S_4 exactly (n² products) or by Monte
         Carlo (matrix-free only; `sam_theory.curvature.batch_moments.expected_product`).
+
+    Example (two examples, H_1 = 1, H_2 = 3, p = 1, batches of b = 1: S_k = (1/n) Σ_i h_i^k − H^k):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature, hessian_moments
+      >>> with float64():
+      ...     m = hessian_moments(BatchCurvature.from_hessians(np.array([[[1.0]], [[3.0]]]), batch_size=1))
+      >>> m.a, m.traces[2]                                      # H = 2, tr H² = 4
+      (2.0, 4.0)
+      >>> {k: round(v, 6) for k, v in m.s_max.items()}          # 0, 5 − 4, 14 − 8, 41 − 16
+      {1: 0.0, 2: 1.0, 3: 6.0, 4: 25.0}
+      >>> round(m.s[4], 6)                                      # s_4 = 25^{1/4} = √5
+      2.236068
     """
     if not isinstance(curv, BatchCurvature):
         raise ValueError(f"curv must be a BatchCurvature (BatchCurvature.from_problem / .from_hessians), "

@@ -95,6 +95,15 @@ class LinearOperator:
 
     ``op(v)`` accepts a flat (p,) vector or a parameter pytree and returns the same kind; ``op.matvec`` is the
     flat map; ``op.matmat(V)`` applies it to the rows of V (vmapped); ``op.as_dense()`` materializes A (tests).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.curvature import from_dense
+      >>> op = from_dense(jnp.diag(jnp.array([1.0, 2.0, 3.0])))
+      >>> op.shape, op(jnp.ones(3)).tolist()
+      ((3, 3), [1.0, 2.0, 3.0])
+      >>> op.matmat(jnp.eye(3)[:2]).tolist()                    # rows e_1, e_2 ↦ A e_1, A e_2
+      [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
     """
 
     apply: Partial
@@ -132,7 +141,15 @@ def _dense_apply(matrix, v):
 
 
 def from_dense(matrix) -> LinearOperator:
-    """The operator v ↦ M v of a symmetric (p, p) matrix (tests, references, small problems)."""
+    """The operator v ↦ M v of a symmetric (p, p) matrix (tests, references, small problems).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory.curvature import from_dense
+      >>> M = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+      >>> from_dense(M)(jnp.array([1.0, -1.0])).tolist()        # an eigenvector, eigenvalue 1
+      [1.0, -1.0]
+    """
     matrix = jnp.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"matrix must be square (p, p), got shape {matrix.shape}")
@@ -144,7 +161,17 @@ def _as_partial(fn) -> Partial:
 
 
 def linear_operator(matvec: Callable, size: int, dtype, unravel: Callable | None = None) -> LinearOperator:
-    """Wrap a flat matvec (a module-level function or a `Partial` carrying its arrays) as an operator."""
+    """Wrap a flat matvec (a module-level function or a `Partial` carrying its arrays) as an operator.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jax.tree_util import Partial
+      >>> from sam_theory.curvature import linear_operator
+      >>> d = jnp.array([1.0, 2.0, 3.0])
+      >>> op = linear_operator(Partial(jnp.multiply, d), 3, jnp.float32)   # v ↦ d ⊙ v = diag(d) v
+      >>> op.as_dense().tolist()
+      [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]]
+    """
     return LinearOperator(_as_partial(matvec), int(size), jnp.dtype(dtype), unravel)
 
 
@@ -155,6 +182,17 @@ def hvp(fn: Callable, params) -> LinearOperator:
     their residuals; each product then evaluates only the linear jvp of the gradient (≈ one extra gradient's
     cost). Works on raveled vectors and on parameter pytrees, and is vmappable (``op.matmat``). Non-finite params
     raise a `ValueError`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import hvp
+      >>> f = lambda q: 0.5 * jnp.sum(q["w"] ** 2) + q["w"][0] * q["b"]   # ∂²f/∂w² = I, ∂²f/∂w₀∂b = 1
+      >>> with float64():
+      ...     op = hvp(f, {"w": jnp.zeros(2), "b": jnp.array(0.0)})
+      ...     Hv = op({"w": jnp.array([1.0, 0.0]), "b": jnp.array(1.0)})   # a pytree in, a pytree out
+      >>> Hv["w"].tolist(), float(Hv["b"])
+      ([2.0, 0.0], 1.0)
     """
     check_finite_params("params", params, CURVATURE_HINT)
     flat, unravel = ravel_pytree(params)[0], Unravel.of(params)
@@ -184,6 +222,21 @@ class PerExampleHVP:
     stack (u_i)_i it returns (H_i u_i)_i. ``pe.mean_operator()`` is H = (1/n) Σ_i H_i as a `LinearOperator`;
     ``pe.power_mean(v, k)`` is (1/n) Σ_i H_i^k v; ``pe.at(idx, vs)`` is (H_{idx_j} v_j)_j for any index list
     (used to enumerate batches).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import per_example_hvp
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(X=[[1.0, 0.0], [0.0, 2.0]], y=[0.0, 0.0])   # H_1 = diag(1, 0), H_2 = diag(0, 4)
+      >>> with float64():
+      ...     pe = per_example_hvp(prob, jnp.zeros(2))
+      ...     H = pe.mean_operator().as_dense()
+      ...     H2v = pe.power_mean(jnp.ones(2), 2)
+      >>> H.tolist()                                            # (1/n) Σ_i H_i
+      [[0.5, 0.0], [0.0, 2.0]]
+      >>> H2v.tolist()                                          # (1/n) Σ_i H_i² 1 = (1/2, 8)
+      [0.5, 8.0]
     """
 
     apply: Partial  # (n, p) -> (n, p), one linearization
@@ -244,6 +297,18 @@ def per_example_hvp(problem: Problem, params) -> PerExampleHVP:
 
     Linearizes the stacked per-example gradient X ↦ (∇f_i(X_i))_{i=1..n} once at X_i = params, so a product
     with all n Hessians costs one vmapped tangent pass. Non-finite params raise a `ValueError`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import per_example_hvp
+      >>> from sam_theory.problems import LinearRegression
+      >>> prob = LinearRegression(X=[[1.0, 0.0], [0.0, 2.0]], y=[0.0, 0.0])   # H_i = a_i a_iᵀ
+      >>> with float64():
+      ...     pe = per_example_hvp(prob, jnp.zeros(2))
+      ...     out = pe(jnp.ones(2))                             # (H_i 1)_i
+      >>> out.tolist()
+      [[1.0, 0.0], [0.0, 4.0]]
     """
     check_finite_params("params", params, CURVATURE_HINT)
     flat, unravel = ravel_pytree(params)[0], Unravel.of(params)

@@ -22,6 +22,18 @@ DESIGNS = ("random", "af")
 
 
 class DiagonalLinearNet(Problem):
+    """The diagonal linear network of THEORY.md §3.3 (forms, init and closed-form Hessian: module docstring);
+    built by `diagonal_linear_net`. Data: X (n, d) i.i.d. N(0, 1), y = Xθ★ (+ noise), θ★ k-sparse of unit norm.
+
+    Example (θ★ has k = 2 non-zeros and norm 1; u = θ★, v = 1 gives β = θ★, a zero of the noise-free loss):
+      >>> import jax.numpy as jnp, numpy as np
+      >>> prob = DiagonalLinearNet(n=5, d=8, k=2, n_test=0, seed=0)
+      >>> prob.X.shape, int(np.count_nonzero(prob.theta_star)), round(float(np.linalg.norm(prob.theta_star)), 6)
+      ((5, 8), 2, 1.0)
+      >>> float(prob.loss({"u": jnp.asarray(prob.theta_star), "v": jnp.ones(8)})) < 1e-12
+      True
+    """
+
     name = "diagonal_linear_net"
 
     def __init__(self, n=20, d=30, k=3, *, alpha=0.1, form="uv", depth=2, noise=0.0, n_test=1000, seed=0,
@@ -78,11 +90,11 @@ class DiagonalLinearNet(Problem):
     def beta(self, params):
         """The linear predictor β(params ⊙ mask).
 
-        Example:
-          >>> from sam_theory.problems import diagonal_linear_net
-          >>> prob = diagonal_linear_net(n=5, d=8, k=2, seed=0)
-          >>> isinstance(prob, DiagonalLinearNet), prob.X.shape
-          (True, (5, 8))
+        Example (form "uv": β = u ⊙ v):
+          >>> import jax.numpy as jnp
+          >>> prob = DiagonalLinearNet(n=4, d=3, k=1, n_test=0)
+          >>> prob.beta({"u": jnp.array([0.0, 1.0, 2.0]), "v": jnp.full(3, 2.0)}).tolist()
+          [0.0, 2.0, 4.0]
         """
         return self._beta(apply_mask(params, self.mask))
 

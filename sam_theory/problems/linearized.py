@@ -18,7 +18,19 @@ from .base import Problem
 
 
 class Linearized(Problem):
-    """The first-order Taylor model of ``base`` at its initialization (module docstring)."""
+    """The first-order Taylor model of ``base`` at its initialization (module docstring).
+
+    Example (δ = 0 at init: the linearized loss is the base loss at θ₀; only δ trains, so p is the base's):
+      >>> import jax, numpy as np
+      >>> from sam_theory.problems import two_layer_net
+      >>> base = two_layer_net(n=6, d=3, width=4, seed=0)
+      >>> lin = Linearized(base)
+      >>> x0 = lin.init(jax.random.key(0))
+      >>> sorted(x0), lin.num_params == base.num_params
+      (['anchor', 'delta'], True)
+      >>> bool(np.isclose(float(lin.loss(x0)), float(base.loss(base.init(jax.random.key(0)))), rtol=1e-6))
+      True
+    """
 
     name = "linearized"
 

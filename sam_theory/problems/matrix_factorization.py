@@ -19,6 +19,15 @@ from .masks import apply_mask
 
 
 class MatrixFactorization(Problem):
+    """Matrix factorization (module docstring; THEORY.md §3.4): one example per observed entry (i, j, M★_ij);
+    built by `matrix_factorization`.
+
+    Example (every entry observed: n = rows·cols; `interpolating_params` fit M★ exactly):
+      >>> prob = MatrixFactorization(3, 4, rank_star=1, rank=2, init_scale=0.1, seed=0)
+      >>> prob.n, prob.M_star.shape, float(prob.loss(prob.interpolating_params())) < 1e-10
+      (12, (3, 4), True)
+    """
+
     name = "matrix_factorization"
 
     def __init__(self, rows, cols, rank_star, rank, *, init_scale, observed=1.0, noise=0.0, seed=0, sparsity=0.0,
@@ -65,9 +74,11 @@ class MatrixFactorization(Problem):
     def prediction(self, params, example):
         """ŷ = (U Vᵀ)_ij at params ⊙ mask for the example (i, j, M★_ij).
 
-        Example:
-          >>> from sam_theory.problems import matrix_factorization
-          >>> isinstance(matrix_factorization(3, 4, 1, 2, init_scale=0.1), MatrixFactorization)
+        Example (at the interpolating params ŷ is the target entry M★_ij):
+          >>> import numpy as np
+          >>> prob = MatrixFactorization(3, 4, rank_star=1, rank=2, init_scale=0.1, seed=0)
+          >>> y01 = prob.prediction(prob.interpolating_params(), (0, 1, 0.0))
+          >>> bool(np.isclose(float(y01), prob.M_star[0, 1], rtol=1e-6))
           True
         """
         return self._entry(apply_mask(params, self.mask), example)

@@ -20,13 +20,30 @@ from .masks import apply_mask
 
 
 def mlp_num_params(d: int, hidden, num_classes: int) -> int:
-    """p = Σ_l (fan_in_l + 1)·fan_out_l for layer sizes d → hidden… → num_classes."""
+    """p = Σ_l (fan_in_l + 1)·fan_out_l for layer sizes d → hidden… → num_classes.
+
+    Example:
+      >>> mlp_num_params(784, (100,), 10)                      # 785·100 + 101·10
+      79510
+    """
     sizes = [d, *hidden, num_classes]
     return int(sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])))
 
 
 class MLPClassifier(Problem):
-    """Softmax cross-entropy MLP on ``(X, y)`` with a held-out ``(X_test, y_test)`` (module docstring)."""
+    """Softmax cross-entropy MLP on ``(X, y)`` with a held-out ``(X_test, y_test)`` (module docstring).
+
+    Example (zero output weights give zero logits: the loss is ln C for C classes):
+      >>> import jax, jax.numpy as jnp, numpy as np
+      >>> X = np.random.default_rng(0).standard_normal((6, 3))
+      >>> prob = MLPClassifier(X, [0, 1, 2, 0, 1, 2], X, [0, 1, 2, 0, 1, 2], hidden=(4,))
+      >>> prob.num_params == mlp_num_params(3, (4,), 3), prob.num_classes
+      (True, 3)
+      >>> x = prob.init(jax.random.key(0))
+      >>> x[-1]["W"] = jnp.zeros_like(x[-1]["W"])
+      >>> round(float(prob.loss(x)), 6), round(float(np.log(3)), 6)
+      (1.098612, 1.098612)
+    """
 
     name = "mlp_classifier"
 

@@ -15,7 +15,14 @@ from .base import Problem
 
 
 class QuadraticSum(Problem):
-    """Params: a 1-D array ``w`` of shape (p,); data: the stacked H_i (n, p, p); `init` draws w★ + N(0, I/p)."""
+    """Params: a 1-D array ``w`` of shape (p,); data: the stacked H_i (n, p, p); `init` draws w★ + N(0, I/p).
+
+    Example (H_1 = diag(1, 0), H_2 = diag(0, 4), w★ = 0: at w = (1, 1), f = ½(½ + 2) = 1.25):
+      >>> import jax.numpy as jnp, numpy as np
+      >>> prob = QuadraticSum(np.stack([np.diag([1.0, 0.0]), np.diag([0.0, 4.0])]))
+      >>> prob.n, prob.p, float(prob.loss(jnp.ones(2))), prob.init(None).tolist()
+      (2, 2, 1.25, [0.0, 0.0])
+    """
 
     name = "quadratic_sum"
 

@@ -22,6 +22,16 @@ Y_1D = 0.345 + np.array([-2, 1.5, 0, 0, 2, 1, 0, -1, 0, 1, 2, -1], dtype=np.floa
 
 
 class ReLU1D(Problem):
+    """The 12-point 1-D ReLU regression of THEORY.md §3.5 (module docstring); built by `relu_1d`.
+
+    Params {"w", "b", "v": (width,), "c": ()}: p = 3·width + 1.
+
+    Example:
+      >>> prob = ReLU1D(100)
+      >>> prob.n, prob.num_params, prob.test_data[0].shape
+      (12, 301, (200,))
+    """
+
     name = "relu_1d"
 
     def __init__(self, width, *, n_test=200, seed=0, sparsity=0.0, pruner="random", weight_decay=0.0,
@@ -57,10 +67,12 @@ class ReLU1D(Problem):
     def prediction(self, params, example):
         """ŷ = Σ_j v_j relu(w_j x + b_j) + c at params ⊙ mask.
 
-        Example:
-          >>> from sam_theory.problems import relu_1d
-          >>> isinstance(relu_1d(100), ReLU1D)
-          True
+        Example (v = 0 leaves only the bias: ŷ = c everywhere):
+          >>> import jax, jax.numpy as jnp
+          >>> prob = ReLU1D(10)
+          >>> x = {**prob.init(jax.random.key(0)), "v": jnp.zeros(10), "c": jnp.asarray(0.5)}
+          >>> float(prob.prediction(x, (1.0, 0.0))), float(prob.prediction(x, (-1.0, 0.0)))
+          (0.5, 0.5)
         """
         return self._forward(apply_mask(params, self.mask), example[0])
 

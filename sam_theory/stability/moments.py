@@ -35,7 +35,19 @@ METHODS = ("auto", "dense", "matrix_free")
 class BatchMomentMatrices:
     """H and S_k = E_ξ[H_ξ^k] − H^k (k = 2, 3, 4) as dense symmetric (p, p) arrays (THEORY.md §4, §4.1).
 
-    ``S(k)`` returns S_k; ``top(k)`` = λ_max(S_k); ``s(k)`` = its real k-th root; ``a`` = λ_max(H)."""
+    ``S(k)`` returns S_k; ``top(k)`` = λ_max(S_k); ``s(k)`` = its real k-th root; ``a`` = λ_max(H).
+
+    Example (returned by `batch_moment_matrices`; without replacement at b = n the batch is the full sum, H_ξ = H,
+    so every S_k = 0):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     m = batch_moment_matrices(BatchCurvature.from_hessians(Hs, batch_size=2))
+      >>> m.batch_size, m.replace, m.a, [m.top(k) for k in (2, 3, 4)]
+      (2, False, 2.0, [0.0, 0.0, 0.0])
+    """
 
     H: np.ndarray
     S2: np.ndarray
@@ -66,7 +78,21 @@ def _moment_matrices(curv):
 
 
 def batch_moment_matrices(curv: BatchCurvature) -> BatchMomentMatrices:
-    """H, S_2, S_3, S_4 dense from set partitions (THEORY.md §4.1)."""
+    """H, S_2, S_3, S_4 dense from set partitions (THEORY.md §4.1).
+
+    Example (b = 1: S_k = (H_1^k + H_2^k)/2 − H^k, diagonal for commuting H_i: S_2 = diag(5 − 4, 2 − 1),
+    S_3 = diag(14 − 8, 4 − 1), S_4 = diag(41 − 16, 8 − 1), so s_2 = 1, s_3 = 6^{1/3}, s_4 = 25^{1/4} = √5):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     m = batch_moment_matrices(BatchCurvature.from_hessians(Hs, batch_size=1))
+      >>> [np.diag(m.S(k)).round(6).tolist() for k in (2, 3, 4)]
+      [[1.0, 1.0], [6.0, 3.0], [25.0, 7.0]]
+      >>> round(m.a, 6), round(m.s(2), 6), round(m.s(3), 6), round(m.s(4), 6)
+      (2.0, 1.0, 1.817121, 2.236068)
+    """
     H, S2, S3, S4 = (np.asarray(x) for x in _moment_matrices(check_curvature(curv).batch_as_data()))
     return BatchMomentMatrices(H, S2, S3, S4, curv.batch_size, curv.replace)
 
@@ -74,7 +100,20 @@ def batch_moment_matrices(curv: BatchCurvature) -> BatchMomentMatrices:
 def moment_matrix(curv: BatchCurvature, eta, rho) -> np.ndarray:
     """M = E_ξ[(I − ηA_ξ)²] = (I − ηH − ηρH²)² + η(η − 2ρ)S_2 + 2η²ρS_3 + η²ρ²S_4 (THEORY.md §5, the moment
     identity, with S_k from set partitions). E‖e_{t+1}‖² = E[e_tᵀ M e_t]; λ_max(M) ≤ 1 is sufficient for
-    stability."""
+    stability.
+
+    Example (commuting H_i, b = 1: M is diagonal with the one-dimensional rates E[(1 − ηA_ξ)²] per direction;
+    at η = 0.25, ρ = 0.5, A_ξ ∈ {7.5, 1.5} along e_1 gives 1 − 2η·4.5 + η²·29.25 = 0.578125 and A_ξ ∈ {4, 0}
+    along e_2 gives 1 − 2η·2 + η²·8 = 0.5):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     M = moment_matrix(BatchCurvature.from_hessians(Hs, batch_size=1), 0.25, 0.5)
+      >>> (M.round(6) + 0.0).tolist()
+      [[0.578125, 0.0], [0.0, 0.5]]
+    """
     check_step(eta, rho)
     m = batch_moment_matrices(curv)
     D = np.eye(curv.size) - eta * m.H - eta * rho * m.H @ m.H
@@ -93,7 +132,23 @@ def _quadratic_parts(curv, Sigma):
 
 
 def second_moment_apply(curv: BatchCurvature, eta, rho, Sigma):
-    """T(Σ) = E_ξ[(I − ηA_ξ)Σ(I − ηA_ξ)] for a (p, p) Σ (THEORY.md §5), by set partitions; pure, jittable."""
+    """T(Σ) = E_ξ[(I − ηA_ξ)Σ(I − ηA_ξ)] for a (p, p) Σ (THEORY.md §5), by set partitions; pure, jittable.
+
+    Example (T(I) = E[B_ξ²] = M, the `moment_matrix`; for commuting H_i, T(e_1e_2ᵀ) = E[(1 − ηA_ξ,1)(1 − ηA_ξ,2)]
+    e_1e_2ᵀ = ((1 − 0.25·7.5)(1 − 0.25·4) + (1 − 0.25·1.5)(1 − 0))/2 · e_1e_2ᵀ = 0.3125 e_1e_2ᵀ):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> import jax.numpy as jnp
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(Hs, batch_size=1)
+      ...     TI = second_moment_apply(curv, 0.25, 0.5, jnp.eye(2))
+      ...     T12 = second_moment_apply(curv, 0.25, 0.5, jnp.array([[0.0, 1.0], [0.0, 0.0]]))
+      ...     M = moment_matrix(curv, 0.25, 0.5)
+      >>> bool(np.allclose(TI, M, rtol=0, atol=1e-12)), (np.round(np.asarray(T12), 6) + 0.0).tolist()
+      (True, [[0.0, 0.3125], [0.0, 0.0]])
+    """
     EA = mean_step(curv, rho)
     K1, K2, K3 = _quadratic_parts(curv, Sigma)
     return Sigma - eta * (EA @ Sigma + Sigma @ EA) + eta**2 * (K1 + rho * K2 + rho**2 * K3)
@@ -132,6 +187,23 @@ def second_moment_operator(curv: BatchCurvature, eta, rho, *, method: str = "aut
 
     method="dense": the (p², p²) NumPy array acting on row-major vec(Σ). "matrix_free": a `LinearOperator` of
     size p² mapping vec(Σ) ↦ vec(T(sym Σ)). "auto" picks dense for p ≤ DENSE_MAX_P within ``memory_budget``.
+
+    Example (commuting H_i, b = 1, η = 0.25, ρ = 0.5: T is diagonal on row-major vec(Σ), entry (i, j) =
+    E[(1 − ηA_ξ,i)(1 − ηA_ξ,j)]: 0.578125 and 0.5 on the diagonal modes, 0.3125 on the off-diagonal ones; the
+    matrix-free form agrees on symmetric Σ):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(Hs, batch_size=1)
+      ...     T = second_moment_operator(curv, 0.25, 0.5)
+      ...     op = second_moment_operator(curv, 0.25, 0.5, method="matrix_free")
+      ...     agree = np.allclose(op.matvec(np.eye(2).ravel()), T @ np.eye(2).ravel(), rtol=0, atol=1e-12)
+      >>> T.shape, np.diag(T).round(6).tolist(), bool(np.allclose(T, np.diag(np.diag(T)), rtol=0, atol=1e-12))
+      ((4, 4), [0.578125, 0.3125, 0.3125, 0.5], True)
+      >>> bool(agree)
+      True
     """
     check_curvature(curv)
     check_step(eta, rho)
@@ -193,7 +265,20 @@ def _pieces(curv, U):
 
 
 def operator_pieces(curv: BatchCurvature, *, memory_budget=None) -> OperatorPieces:
-    """The five η-, ρ-independent pieces of T on symmetric matrices (dense; `ValueError` over the budget)."""
+    """The five η-, ρ-independent pieces of T on symmetric matrices (dense; `ValueError` over the budget).
+
+    Example (d = p(p+1)/2 = 3; ``pieces.matrix(η, ρ)`` is T in the orthonormal basis, here with the eigenvalues
+    0.3125, 0.5, 0.578125 of the commuting example at η = 0.25, ρ = 0.5, b = 1; P0 = the map Σ ↦ HΣ + ΣH):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     pieces = operator_pieces(BatchCurvature.from_hessians(Hs, batch_size=1))
+      ...     ev = np.linalg.eigvalsh(pieces.matrix(0.25, 0.5))
+      >>> pieces.P0.shape, pieces.basis.shape, ev.round(6).tolist()
+      ((3, 3), (3, 2, 2), [0.3125, 0.5, 0.578125])
+    """
     resolve_method(check_curvature(curv), "dense", memory_budget)
     U = jnp.asarray(symmetric_basis(curv.size), curv.dtype)
     P = _pieces(curv.batch_as_data(), U)  # c_σ as data: one program for every b ≥ 2 and both samplings

@@ -36,6 +36,17 @@ class SpectralRadius:
       eigenmatrix: V, a symmetric (p, p) matrix with ‖V‖_F = 1.
       method: "dense" or "matrix_free";  num_iters: Lanczos steps (0 for dense).
       eta, rho, batch_size, replace: the configuration.
+
+    Example (returned by `spectral_radius`; the commuting example at b = 1, η = 0.25, ρ = 0.5: the top mode of T
+    is e_1e_1ᵀ with eigenvalue E[(1 − ηA_ξ,1)²] = 0.578125):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     r = spectral_radius(BatchCurvature.from_hessians(Hs, batch_size=1), 0.25, 0.5)
+      >>> round(float(r), 6), r.method, r.num_iters, r.batch_size, np.abs(r.eigenmatrix).round(6).tolist()
+      (0.578125, 'dense', 0, 1, [[1.0, 0.0], [0.0, 0.0]])
     """
 
     value: float
@@ -99,7 +110,21 @@ class RadiusEvaluator:
 
 def radius_evaluator(curv: BatchCurvature, *, method: str = "auto", num_iters: int = 60, key=None,
                      memory_budget=None) -> RadiusEvaluator:
-    """Set up r(T) evaluation (THEORY.md §5): "dense" builds the η-, ρ-independent pieces once."""
+    """Set up r(T) evaluation (THEORY.md §5): "dense" builds the η-, ρ-independent pieces once.
+
+    The evaluator maps (etas, rho) to arrays (r(T), residual, eigen-matrix) with one entry per η. Example (full
+    batch b = n: T(Σ) = BΣB with B = I − η(H + ρH²), so r(T) = max_j (1 − η(a_j + ρa_j²))²; at ρ = 0.5,
+    a + ρa² = 4 and 1.5, r = (1 − 4η)² for η ≥ 4/11, = 1 at η_c = 2/(a + ρa²) = 0.5):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     ev = radius_evaluator(BatchCurvature.from_hessians(Hs, batch_size=2))
+      ...     radii, residuals, eigenmatrices = ev([0.4, 0.5, 0.55], 0.5)
+      >>> ev.method, np.asarray(radii).round(6).tolist()
+      ('dense', [0.36, 1.0, 1.44])
+    """
     check_curvature(curv)
     method = resolve_method(curv, method, memory_budget)
     iters = min(curv.size**2, check_int("num_iters", num_iters))
@@ -115,6 +140,19 @@ def spectral_radius(curv: BatchCurvature, eta, rho, *, method: str = "auto", num
     Dense (p ≤ DENSE_MAX_P under "auto"): `eigh` of T restricted to symmetric matrices in an orthonormal basis.
     Matrix-free: ``num_iters`` Lanczos steps (full reorthogonalization; capped at p²) on vec(Σ) ↦ vec(T(sym Σ)),
     started from a Gaussian vector drawn with ``key``; r = the Ritz value of largest modulus and its residual.
+
+    Example (commuting H_i, b = 1: r(T) is the largest one-dimensional rate E[(1 − ηA_ξ,j)²], 0.578125 at
+    η = 0.25, ρ = 0.5 (`one_dimensional_rate`); dense and matrix-free agree):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(Hs, batch_size=1)
+      ...     dense = spectral_radius(curv, 0.25, 0.5)
+      ...     lanczos = spectral_radius(curv, 0.25, 0.5, method="matrix_free")
+      >>> round(dense.value, 6), round(lanczos.value, 6), lanczos.num_iters, lanczos.residual < 1e-8
+      (0.578125, 0.578125, 4, True)
     """
     check_step(eta, rho)
     ev = radius_evaluator(curv, method=method, num_iters=num_iters, key=key, memory_budget=memory_budget)
@@ -127,7 +165,21 @@ def spectral_radius(curv: BatchCurvature, eta, rho, *, method: str = "auto", num
 
 def is_linearly_stable(curv: BatchCurvature, eta, rho, *, tol: float = STABILITY_TOL, **kwargs) -> bool:
     """r(T) ≤ 1 + tol (THEORY.md §5). T is diagonalizable, so r(T) = 1 is still stable; ``tol`` (1e-9) absorbs the
-    round-off of an eigenvalue exactly 1 (a direction v with H_i v = 0 for all i gives T(vvᵀ) = vvᵀ)."""
+    round-off of an eigenvalue exactly 1 (a direction v with H_i v = 0 for all i gives T(vvᵀ) = vvᵀ).
+
+    Example (full batch b = n: stable iff η ≤ 2/(a + ρa²), THEORY.md §5; a = 2, so η_c = 1 for SGD and 0.5 for
+    USAM at ρ = 0.5):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     full = BatchCurvature.from_hessians(Hs, batch_size=2)
+      ...     checks = [is_linearly_stable(full, eta, rho) for eta, rho in [(0.95, 0.0), (1.05, 0.0), (0.45, 0.5),
+      ...                                                                 (0.55, 0.5)]]
+      >>> checks
+      [True, False, True, False]
+    """
     check_nonnegative("tol", tol)
     return spectral_radius(curv, eta, rho, **kwargs).value <= 1 + tol
 
@@ -142,6 +194,20 @@ class CriticalLR:
       eta_max: 2/λ_max(H + ρE[H_ξ²]), an upper bound on η_c (the mean iterate diverges beyond it).
       grid, radii: the scan (r(T) at each grid η), for figures.
       rho, batch_size, replace, tol, method: the configuration.  reason: "" when a threshold was found.
+
+    Example (returned by `critical_learning_rate`; full batch: η_c = 2/(a + ρa²) = 0.5 for a = 2, ρ = 0.5, and
+    η_max = 2/λ_max(H + ρH²) is the same number because B = I − η(H + ρH²) is deterministic; the bisection
+    bracket has relative width ≤ rtol = 1e-12, and the scan's last grid point, 1.02·η_max, is unstable):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     c = critical_learning_rate(BatchCurvature.from_hessians(Hs, batch_size=2), 0.5)
+      >>> round(c.eta, 6), round(c.eta_max, 6), c.bracket[1] - c.bracket[0] <= 1e-12 * c.bracket[1], c.reason
+      (0.5, 0.5, True, '')
+      >>> c.grid.shape, bool(c.radii[-1] > 1)
+      ((48,), True)
     """
 
     eta: float
@@ -195,6 +261,22 @@ def critical_learning_rate(curv: BatchCurvature, rho, *, num_grid: int = 48, rto
       has eta = 0 and ``reason`` says so;
     - E[A_ξ] = 0: eta = inf if r(T) ≤ 1 + tol at η = 1 (T = I), else eta = 0, with the reason.
     ``evaluator`` reuses a `radius_evaluator` (dense pieces built once) across calls with other ρ.
+
+    Example (THEORY.md §5 closed forms: full batch b = n gives 2/(a + ρa²) — 2/a = 1 for SGD, 2/(2 + 0.5·4) = 0.5
+    for USAM at ρ = 0.5; with commuting H_i and b = 1 the threshold of direction j is 2E[A_ξ,j]/E[A_ξ,j²], the
+    root of the one-dimensional rate, and η_c is the smallest: at ρ = 0.5, A_ξ,1 ∈ {7.5, 1.5} gives
+    2·4.5/29.25 = 4/13 and A_ξ,2 ∈ {4, 0} gives 2·2/8 = 0.5):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     full, single = (BatchCurvature.from_hessians(Hs, batch_size=b) for b in (2, 1))
+      ...     ev = radius_evaluator(single)                 # dense pieces built once for every ρ
+      ...     etas = [critical_learning_rate(full, 0.0).eta, critical_learning_rate(full, 0.5).eta,
+      ...             critical_learning_rate(single, 0.5, evaluator=ev).eta]
+      >>> np.round(etas, 6).tolist(), round(4 / 13, 6)
+      ([1.0, 0.5, 0.307692], 0.307692)
     """
     check_curvature(curv)
     check_step(None, rho)

@@ -34,13 +34,39 @@ def check_step(eta, rho) -> None:
 
 
 def step_map(curv: BatchCurvature, rows, V, eta, rho):
-    """B_ξ V = V − η(H_ξ V + ρH_ξ²V) for one batch ``rows`` (b,) on the columns of V (p, m)."""
+    """B_ξ V = V − η(H_ξ V + ρH_ξ²V) for one batch ``rows`` (b,) on the columns of V (p, m).
+
+    Example (the batch ξ = {1}, row 0: B = I − η(H_1 + ρH_1²) = diag(1 − 0.25·7.5, 1 − 0.25·4)):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> import jax.numpy as jnp
+      >>> with float64():
+      ...     curv = BatchCurvature.from_hessians(Hs, batch_size=1)
+      ...     B = step_map(curv, jnp.array([0]), jnp.eye(2), 0.25, 0.5)
+      >>> (np.round(np.asarray(B), 6) + 0.0).tolist()
+      [[-0.875, 0.0], [0.0, 0.0]]
+    """
     HV = curv.batch_apply(rows, V)
     return V - eta * (HV + rho * curv.batch_apply(rows, HV))
 
 
 def mean_step(curv: BatchCurvature, rho, V=None):
-    """E[A_ξ] V = H V + ρ E[H_ξ²] V (V None: the dense (p, p) matrix)."""
+    """E[A_ξ] V = H V + ρ E[H_ξ²] V (V None: the dense (p, p) matrix).
+
+    Example (b = 1: E[H_ξ²] = (H_1² + H_2²)/2 = diag(5, 2), so E[A_ξ] = diag(2 + 0.5·5, 1 + 0.5·2); full batch
+    b = n: E[A_ξ] = H + ρH² = diag(4, 1.5)):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     one = mean_step(BatchCurvature.from_hessians(Hs, batch_size=1), 0.5)
+      ...     full = mean_step(BatchCurvature.from_hessians(Hs, batch_size=2), 0.5)
+      >>> np.diag(np.asarray(one)).round(6).tolist(), np.diag(np.asarray(full)).round(6).tolist()
+      ([4.5, 2.0], [4.0, 1.5])
+    """
     return expected_product(curv, ("H",), (), V) + rho * expected_product(curv, ("H", "H"), (), V)
 
 
@@ -54,6 +80,16 @@ class MeanStepSpectrum:
 
     Attributes: top, bottom: λ_max and λ_min (Lanczos: the Ritz values ± their residual norms, i.e. an upper bound
     on λ_max and a lower bound on λ_min); rho.
+
+    Example (returned by `mean_step_spectrum`; E[A_ξ] = diag(4.5, 2) for these commuting H_i at b = 1, ρ = 0.5):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     spec = mean_step_spectrum(BatchCurvature.from_hessians(Hs, batch_size=1), 0.5)
+      >>> round(spec.top, 6), round(spec.bottom, 6), spec.rho
+      (4.5, 2.0, 0.5)
     """
 
     top: float
@@ -74,7 +110,18 @@ def _dense_mean_step(curv, rho):
 
 
 def mean_step_spectrum(curv: BatchCurvature, rho, *, dense: bool | None = None, key=None) -> MeanStepSpectrum:
-    """λ_max and λ_min of E[A_ξ], dense (eigvalsh, for p ≤ 400 unless ``dense`` says) or by Lanczos."""
+    """λ_max and λ_min of E[A_ξ], dense (eigvalsh, for p ≤ 400 unless ``dense`` says) or by Lanczos.
+
+    Example (E[A_ξ] = H + ρE[H_ξ²] = diag(4.5, 2) at b = 1, ρ = 0.5, dense; ``dense=False`` runs Lanczos):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     spec = mean_step_spectrum(BatchCurvature.from_hessians(Hs, batch_size=1), 0.5)
+      >>> round(spec.top, 6), round(spec.bottom, 6), round(2 / spec.top, 6)     # η_max = 2/λ_max(E[A_ξ])
+      (4.5, 2.0, 0.444444)
+    """
     check_curvature(curv)
     check_step(None, rho)
     dense = curv.size <= 400 if dense is None else dense
@@ -88,5 +135,17 @@ def mean_step_spectrum(curv: BatchCurvature, rho, *, dense: bool | None = None, 
 
 
 def mean_step_sharpness(curv: BatchCurvature, rho, **kwargs) -> float:
-    """λ_max(E[A_ξ]) = λ_max(H + ρE[H_ξ²]); stability needs it ≤ 2/η (THEORY.md §5, the mean iterate)."""
+    """λ_max(E[A_ξ]) = λ_max(H + ρE[H_ξ²]); stability needs it ≤ 2/η (THEORY.md §5, the mean iterate).
+
+    Example (full batch b = n: E[A_ξ] = H + ρH², so the sharpness is a + ρa² = 2 + 0.5·4 for a = λ_max(H) = 2):
+      >>> import numpy as np
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import BatchCurvature
+      >>> Hs = np.array([np.diag([3.0, 2.0]), np.diag([1.0, 0.0])])   # commuting H_1, H_2: H = diag(2, 1)
+      >>> with float64():
+      ...     full = BatchCurvature.from_hessians(Hs, batch_size=2)
+      ...     sgd, usam = mean_step_sharpness(full, 0.0), mean_step_sharpness(full, 0.5)
+      >>> round(sgd, 6), round(usam, 6)
+      (2.0, 4.0)
+    """
     return mean_step_spectrum(curv, rho, **kwargs).top
