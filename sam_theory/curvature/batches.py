@@ -119,8 +119,9 @@ class BatchDistribution:
 
     def pattern(self) -> "BatchPattern":
         """The static part of ξ once its c_σ are data: n, and which partitions are evaluated: only the one-block
-        partition at b = 1 (every other c_σ is 0 there), all of them for b ≥ 2 (c_σ = 0 for |σ| > b, but the
-        partitions with 3 or 4 blocks are non-crossing, O(n) products each, so one program serves every b ≥ 2)."""
+        partition at b = 1 (every other c_σ is 0 there), all of them for b ≥ 2 (c_σ = 0 for |σ| > b: at b = 2, 3
+        the zero-weight partitions with 3–4 blocks are still evaluated, non-crossing but, nested and on fewer than
+        p/n columns, n² products; the price of one program for every b ≥ 2)."""
         return BatchPattern(self.n, 1 if self.batch_size == 1 else MAX_ORDER)
 
     def s2_factor(self) -> float:
