@@ -63,6 +63,11 @@ def _verdict(passed) -> str:
     return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
 
 
+def _mutant_outcome(killed) -> str:
+    """A killed mutant is the good outcome (the check failed under the fault); a surviving one is a defect."""
+    return '<span class="pass">killed</span>' if killed else '<span class="fail">SURVIVED</span>'
+
+
 def _page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -259,9 +264,9 @@ def _check_section(r: dict, theory_text: str | None, mutants: list[dict]) -> str
     out.append(f"<details class=\"detail\"{'' if r['passed'] else ' open'}><summary>detail</summary>"
                f"<pre>{_e(r.get('detail', ''))}</pre></details>")
     if mutants:
-        out.append("<table class=\"mutants\"><tr><th>mutant</th><th>killed</th><th>detail</th></tr>" + "".join(
-            f'<tr><td>{_e(m.get("mutant", ""))}</td><td>{_verdict(m.get("killed"))}</td>'
-            f'<td>{_e(m.get("detail", ""))}</td></tr>' for m in mutants) + "</table>")
+        out.append("<table class=\"mutants\"><tr><th>mutant</th><th>outcome</th><th>check under the fault</th></tr>" +
+                   "".join(f'<tr><td>{_e(m.get("mutant", ""))}</td><td>{_mutant_outcome(m.get("killed"))}</td>'
+                           f'<td>{_e(m.get("detail", ""))}</td></tr>' for m in mutants) + "</table>")
     out.append("</section>")
     return "\n".join(out)
 

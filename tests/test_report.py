@@ -87,6 +87,7 @@ def test_verification_report_content(tmp_path):
     assert rows == ["a.ok", "b.fails", "c.raised"]
     assert "1/3 checks passed" in html and "2 failed" in html
     assert "mutants: 1/2 killed" in html and "flip_sign" in html
+    assert '<span class="fail">SURVIVED</span>' in html and '<span class="pass">killed</span>' in html
     assert html.count("data:image/png;base64,") == 1
     assert "<script>alert" not in html  # detail text is escaped
     assert "Linear regression" in html and "moments text" in html  # THEORY.md excerpts
