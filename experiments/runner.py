@@ -314,7 +314,8 @@ def run_experiment(name: str, out_root, *, quick: bool = False, seeds: int | Non
 
 
 def assemble_report(out_root, names=None) -> Path:
-    """``<out_root>/REPORT.md``: a summary table and every experiment section found under ``out_root``."""
+    """``<out_root>/REPORT.md``: a summary table and every experiment section found under ``out_root``; and
+    ``report.html`` beside it (self-contained: figures embedded, inline CSS; `sam_theory.report`)."""
     from . import NAMES
     out_root = Path(out_root)
     records, sections = [], []
@@ -356,6 +357,8 @@ def assemble_report(out_root, names=None) -> Path:
         head += [notes.read_text().strip(), ""]
     path = out_root / "REPORT.md"
     path.write_text("\n".join(head) + "\n" + "\n".join(sections))
+    from sam_theory.report import markdown_report_to_html
+    markdown_report_to_html(path)
     return path
 
 

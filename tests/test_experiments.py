@@ -73,6 +73,8 @@ def test_quick_run_resumes_without_recomputing(tmp_path):
     assert "**Claim (THEORY.md §10.1, quoted):**" in section and "**Verdict:**" in section
     report = runner.assemble_report(tmp_path).read_text()
     assert report.count("\n## ") == 1 and "Total wall time" in report and "| width |" in report
+    html = (tmp_path / "report.html").read_text()  # beside REPORT.md, figures embedded
+    assert "<table" in html and "data:image/png;base64," in html and 'src="width' not in html
 
 
 def test_relu_1d_quick_run_and_simplicity_measure(tmp_path):
