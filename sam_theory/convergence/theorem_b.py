@@ -53,8 +53,9 @@ class TheoremB:
         return self.c > 0 and self.mu > 0
 
     def bound(self, t, f0: float) -> np.ndarray:
-        """(1 − 2μηc)^t f(x_0) at the steps t."""
-        return self.rate ** np.asarray(t, dtype=float) * f0
+        """(1 − 2μηc)^t f(x_0) at the steps t (inf where a rate > 1, i.e. c < 0, overflows: no guarantee)."""
+        with np.errstate(over="ignore"):
+            return self.rate ** np.asarray(t, dtype=float) * f0
 
 
 def k_b(beta: float, mu: float, batch_size: int) -> float:
