@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import best_time, machine  # noqa: E402
 
-from sam_theory.curvature import hessian, hvp, lanczos, per_example_hessians, per_example_hvp, slq  # noqa: E402
+from sam_theory.curvature import hessian, hvp, lanczos, per_example_hessians, slq  # noqa: E402
 from sam_theory.curvature.dense import _chunked_columns  # noqa: E402
 from sam_theory.curvature.lanczos import lanczos_tridiag  # noqa: E402
 from sam_theory.curvature import BatchCurvature, stochastic_moment  # noqa: E402

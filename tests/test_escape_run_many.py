@@ -8,7 +8,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import pytest
 
 from sam_theory.curvature import BatchCurvature
 from sam_theory.optim import sam, usam

@@ -1,7 +1,6 @@
 """The Theorem A/B checks (THEORY.md §5, §6): contract, mutants, and the exact references they rely on."""
 import itertools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..curvature import BatchCurvature, expected_product
+from ..curvature import BatchCurvature
 from ..optim import usam
 from ..plots.batch_size import plot_critical_lr_vs_batch
 from ..problems import QuadraticSum, as_jax

@@ -156,7 +156,6 @@ def no_interpolation_floor(ctx) -> CheckResult:
         holds, gap = direction_holds(per_seed_floor - f_star)
         late = fit_linear_rate(res.mean[tail], res.t[tail])
         log_change = abs(late.slope) * (res.t[tail][-1] - res.t[tail][0])
-        flat = log_change <= LATE_MAX_LOG_CHANGE
         criteria += [above(f"{method}: floor − f*, z", gap.z, Z_TREND, f"z = mean/SE > {Z_TREND:g}"),
                      at_most(f"{method}: late |Δ log f|", log_change, LATE_MAX_LOG_CHANGE, "flat over the last half"),
                      at_most(f"{method}: diverged runs", res.num_diverged, 0, "none tolerated")]
