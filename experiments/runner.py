@@ -66,7 +66,10 @@ def mse(samples) -> tuple[float, float]:
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan")
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+    if x.size == 1:
+        return float(x[0]), float("nan")  # no SE from one seed
+    mean, se = mean_se(x)
+    return float(mean), float(se)
 
 
 def slopes(x, y) -> np.ndarray:
@@ -101,7 +104,7 @@ def positive(claim: str, quantity: str, samples, *, z: float = Z_TREND) -> Verdi
     if x.size < 2:
         return Verdict(claim, quantity, float(x.mean()) if x.size else float("nan"), float("nan"), int(x.size),
                        INCONCLUSIVE, f"fewer than 2 finite seeds: cannot decide (needs mean − {z:g}·SE > 0)")
-    mean, se = float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+    mean, se = map(float, mean_se(x))
     status = HOLDS if mean - z * se > 0 else FAILS if mean + z * se < 0 else INCONCLUSIVE
     rule = (f"holds if mean − {z:g}·SE > 0, does not hold if mean + {z:g}·SE < 0, else inconclusive "
             f"(over {x.size} evaluation seeds)")

@@ -12,7 +12,7 @@ import numpy as np
 from ..convergence import train_seeds
 from ..optim import usam
 from ..problems import Problem, linear_regression
-from ..stats import FAMILY_ALPHA, max_abs_z_bound
+from ..stats import FAMILY_ALPHA, max_abs_z_bound, mean_se
 from ..curvature import BatchCurvature
 from ..stability import (STABILITY_TOL, batch_moment_matrices, critical_learning_rate, curvature_summary,
                          escape_test, mean_step_sharpness, moment_matrix, necessary_conditions, one_dimensional_rate,
@@ -119,7 +119,7 @@ def _compare_mc(ctx, problem, Hi, x_star, rho, b, steps, runs, key, label):
         r = spectral_radius(_curv(Hi, b), eta, rho)
         losses, diverged, _ = train_seeds(problem, usam(eta, rho), jax.random.split(jax.random.fold_in(key, j), runs),
                                           steps=steps, batch_size=b, replace=False)
-        mean, se = losses.mean(axis=0), losses.std(axis=0, ddof=1) / np.sqrt(runs)
+        mean, se = mean_se(losses)
         exact = _exact_loss(Hi, eta, rho_exact, b, e0, steps)
         sgd = _exact_loss(Hi, eta, 0.0, b, e0, steps)
         z = float(np.max(np.abs(mean - exact)[1:] / se[1:]))

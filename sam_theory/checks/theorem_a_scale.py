@@ -20,7 +20,7 @@ from ..plots.batch_size import plot_critical_lr_vs_batch
 from ..problems import QuadraticSum, as_jax
 from ..stability import (batch_moment_matrices, critical_learning_rate, mean_step, moment_matrix,
                          propagate_second_moment, second_moment_apply, spectral_radius)
-from ..stats import EXACT_TOL, FAMILY_ALPHA, direction_holds, max_abs_z_bound, rel_err
+from ..stats import EXACT_TOL, FAMILY_ALPHA, direction_holds, max_abs_z_bound, mean_se, rel_err
 from ..testing import low_rank_psd_hessians, random_psd_hessians
 from ..train import run
 from .registry import CheckResult, above, at_most, below, holds, register
@@ -123,7 +123,8 @@ def _monte_carlo(prob, eta, rho, steps, log_every, runs, key):
     e0 = e0 / jnp.linalg.norm(e0, axis=1, keepdims=True)  # uniform on the sphere: Σ_0 = I/p
     sq = np.asarray(_usam_distances(prob, usam(eta, rho), jnp.asarray(prob.w_star), e0, jax.random.split(k_r, runs),
                                     as_jax(prob.data), steps=steps, log_every=log_every, batch_size=16))
-    return sq.mean(0), sq.std(0, ddof=1) / np.sqrt(runs), float(sq[:, -1].max() / sq[:, -1].sum())
+    mean, se = mean_se(sq)
+    return mean, se, float(sq[:, -1].max() / sq[:, -1].sum())
 
 
 @register("theorem_a.critical_lr_large_batch", "bound", "§4.1, §5", mutants=("sgd_in_simulation", "eta_c_at_b1"))

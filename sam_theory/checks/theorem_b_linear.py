@@ -18,7 +18,7 @@ from ..optim import usam
 from ..problems import as_jax, linear_regression, stack_trees
 from ..curvature import BatchCurvature
 from ..stability import second_moment_operator
-from ..stats import FAMILY_ALPHA, Z_TREND, direction_holds, max_abs_z_bound, summarize
+from ..stats import FAMILY_ALPHA, Z_TREND, direction_holds, max_abs_z_bound, mean_se, summarize
 from ..train import log_steps
 from .registry import CheckResult, above, at_least, at_most, holds, register
 
@@ -115,7 +115,7 @@ def _run(ctx, prob, thm: TheoremB, seeds, steps, key, label, *, with_exact=True)
     losses, diverged, _ = train_seeds(prob, usam(eta, rho), jax.random.split(key, seeds), steps=steps,
                                       batch_size=BATCH, log_every=LOG_EVERY, replace=True, params=x0)
     t = log_steps(steps, LOG_EVERY)
-    mean, se = losses.mean(axis=0), losses.std(axis=0, ddof=1) / np.sqrt(seeds)
+    mean, se = mean_se(losses)
     lo, hi = np.quantile(losses, [0.1, 0.9], axis=0)
     exact = expected_loss(prob, x0, thm, t) if with_exact else None
     return BoundRun(label, prob.p, thm, t, mean, se, lo, hi, thm.bound(t, float(mean[0])), exact,
@@ -234,8 +234,8 @@ class RateFigure:
 
 def _rate_figure(fig: RateFigure, path):
     from ..plots.convergence import plot_rate
-    slopes = [np.asarray(fig.slopes[p]) for p in fig.p]
-    return plot_rate(fig.p, [s.mean() for s in slopes], [s.std(ddof=1) / np.sqrt(s.size) for s in slopes],
+    means, ses = zip(*(mean_se(fig.slopes[p]) for p in fig.p))
+    return plot_rate(fig.p, list(means), list(ses),
                      fig.guaranteed, path, title="Theorem B: fitted rate steepens with p (linear regression, USAM)")
 
 

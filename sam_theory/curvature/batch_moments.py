@@ -43,6 +43,7 @@ from jax.tree_util import Partial
 
 from ..memory import array_bytes, check_fits, fits
 from ..problems.base import Problem
+from ..stats import mean_se
 from ..validation import CURVATURE_HINT, check_choice, check_finite_array, check_finite_params, check_int
 from .batches import MAX_ORDER, BatchDistribution, BatchPattern, batch_distribution, is_crossing, set_partitions
 from .dense import per_example_hessians
@@ -519,8 +520,8 @@ def crossing_estimate(curv: BatchCurvature, v, samples: int, key):
     v = jnp.asarray(v, curv.dtype)
     i, j = jax.random.randint(key, (2, check_int("samples", samples)), 0, curv.n)
     vals = _pair_values(curv, v, i, j)
-    vals = np.asarray(vals)
-    return c * float(vals.mean()), abs(c) * float(vals.std(ddof=1) / np.sqrt(len(vals))), c
+    mean, se = mean_se(np.asarray(vals))
+    return c * float(mean), abs(c) * float(se), c
 
 
 @jax.jit
