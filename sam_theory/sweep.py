@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .compiler import jit
 from . import optim
 from .optim.base import Optimizer
 from .problems.base import Problem, as_jax
@@ -202,13 +203,13 @@ def _pad(x, total: int):
 @functools.lru_cache(maxsize=32)
 def _test_accuracy(problem):
     """Final test accuracy of a stack of runs, NaN where a run diverged (jitted once per problem)."""
-    return jax.jit(jax.vmap(lambda p, bad: jnp.where(bad, jnp.nan, problem.test_accuracy(p))))
+    return jit(jax.vmap(lambda p, bad: jnp.where(bad, jnp.nan, problem.test_accuracy(p))))
 
 
 @functools.lru_cache(maxsize=32)
 def _keys_of(sharding):
     """``jax.random.key(seed)`` for a stack of seeds, laid out like ``sharding`` (None: default placement)."""
-    return jax.jit(jax.vmap(jax.random.key), out_shardings=sharding)
+    return jit(jax.vmap(jax.random.key), out_shardings=sharding)
 
 
 class _Layout:

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..compiler import jit
 from ..validation import check_choice, check_int
 from .eigh import eigh
 from .operators import LinearOperator
@@ -135,7 +136,7 @@ def tridiagonal(alphas, betas):
     return jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
 
 
-@jax.jit(static_argnames=("num_iters", "reortho"))
+@jit(static_argnames=("num_iters", "reortho"))
 def _lanczos(op: LinearOperator, key, num_iters: int, reortho: str) -> LanczosResult:
     k_start, _ = jax.random.split(key)  # the start vector of earlier versions (same key, same result)
     v0 = jax.random.normal(k_start, (op.size,), op.dtype)
@@ -201,7 +202,7 @@ def top_eigenvalues(op: LinearOperator, k: int = 1, *, num_iters: int | None = N
     return _top(op, key, num_iters, reortho, k, which == "largest")
 
 
-@jax.jit(static_argnames=("num_iters", "reortho", "k", "largest"))
+@jit(static_argnames=("num_iters", "reortho", "k", "largest"))
 def _top(op, key, num_iters: int, reortho: str, k: int, largest: bool) -> Eigenpairs:
     """Lanczos and the selection of the k extreme pairs as one compiled program."""
     res = _lanczos(op, key, num_iters, reortho)

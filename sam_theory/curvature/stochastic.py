@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..compiler import jit
 from ..stats import mean_se
 from ..validation import check_choice, check_int, check_positive
 from .eigh import eigh
@@ -116,14 +117,14 @@ def _quadratic_forms(op, vs):
     return jnp.sum(vs * op.matmat(vs), axis=1)
 
 
-@jax.jit(static_argnames=("num_samples",))
+@jit(static_argnames=("num_samples",))
 def _hutchinson(op, key, num_samples: int):
     samples = _quadratic_forms(op, rademacher(key, num_samples, op.size, op.dtype))
     est, se = mean_se(samples)
     return TraceEstimate(est, se, samples, "hutchinson", num_samples)
 
 
-@jax.jit(static_argnames=("num_samples",))
+@jit(static_argnames=("num_samples",))
 def _hutchpp(op, key, num_samples: int):
     sketch = num_samples // 3
     probes = num_samples - 2 * sketch
@@ -137,7 +138,7 @@ def _hutchpp(op, key, num_samples: int):
     return TraceEstimate(low_rank + rest, se, samples, "hutch++", num_samples)
 
 
-@jax.jit(static_argnames=("batch_size",))
+@jit(static_argnames=("batch_size",))
 def _exact_trace(op, batch_size: int):
     p = op.size
     diag = lax.map(lambda j: op.matvec(jax.nn.one_hot(j, p, dtype=op.dtype))[j], jnp.arange(p),
@@ -225,7 +226,7 @@ def slq(op: LinearOperator, f: Callable, num_probes: int = 30, order: int = 30, 
     return _slq(op, key, f, num_probes, order, reortho)
 
 
-@jax.jit(static_argnames=("f", "num_probes", "order", "reortho"))
+@jit(static_argnames=("f", "num_probes", "order", "reortho"))
 def _slq(op, key, f, num_probes: int, order: int, reortho: str) -> SLQResult:
     theta, weights = _slq_nodes(op, key, num_probes, order, reortho)
     samples = jnp.einsum("ji,ji...->j...", weights, f(theta))
@@ -260,7 +261,7 @@ def spectral_density(op: LinearOperator, grid, sigma: float, num_probes: int = 2
     return SpectralDensity(grid, dens, se, float(sigma), num_probes, order)
 
 
-@jax.jit(static_argnames=("num_probes", "order", "reortho"))
+@jit(static_argnames=("num_probes", "order", "reortho"))
 def _density(op, key, grid, sigma, num_probes: int, order: int, reortho: str):
     theta, weights = _slq_nodes(op, key, num_probes, order, reortho)
     kernel = jnp.exp(-0.5 * ((grid[None, None, :] - theta[..., None]) / sigma) ** 2) / (sigma * jnp.sqrt(2 * jnp.pi))
