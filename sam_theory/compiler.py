@@ -1,30 +1,35 @@
-"""`jit`: `jax.jit` with the XLA compile options of every program sam_theory compiles.
+"""`jit_fast_compile`: `jax.jit` with XLA compile options that trade run time for compile time.
 
-Most of a small program's wall time on CPU is its compilation (a Lanczos run on a 24-parameter network: 0.7 s to
-compile, 0.3 ms to run). XLA CPU's default (MLIR) fusion emitters compile each fused kernel markedly slower than
-its legacy emitters, which generate the same kernels' arithmetic (no change of algorithm or precision; results
-agree to round-off) at the same run time; `COMPILER_OPTIONS` selects the legacy ones. Figures in
-benchmarks/RESULTS.md ("Compile options").
+For the programs sam_theory compiles once and runs a few times (Lanczos, SLQ and trace estimators on moderate
+operators, random draws, `problem.init`), compilation is most of the wall time: a Lanczos run on a 24-parameter
+network takes 0.25–0.7 s to compile and 0.3 ms to run. XLA CPU's legacy fusion emitters (`COMPILER_OPTIONS`)
+compile such programs faster than the default MLIR emitters (README curvature block 1.3× less CPU), and run the
+same arithmetic (results agree to round-off), but their elementwise kernels run slower: a 2000-step SAM training
+loop on a GELU network runs 1.25× longer, and one large program (the matrix-free moment arrays) even compiles
+slower. So only the compile-bound programs above use them; training loops, sweeps and the moment/stability
+programs keep XLA's defaults (`jax.jit`). Figures: benchmarks/RESULTS.md, "compile_options.py".
 
-JAX accepts compile options only on a top-level `jax.jit`, so a `jit` function holds two: the one with the options,
-called from eager code, and a plain one, called while tracing (inside a caller's `jax.jit`, `vmap`, `grad`, or
-another sam_theory function), where the enclosing program is compiled with its own options. Nothing outside
-sam_theory's own compiled functions changes.
+JAX accepts compile options only on a top-level `jax.jit`, so a `jit_fast_compile` function holds two programs:
+the one with the options, called from eager code, and a plain `jax.jit`, called while tracing (inside a caller's
+`jax.jit`, `vmap`, `grad`, or another compiled sam_theory function), where the enclosing program's options apply.
+``SAM_THEORY_XLA_OPTIONS=default`` in the environment (read at import) compiles everything with XLA's defaults.
 """
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 from jax._src import core as _core  # trace_state_clean (not re-exported by jax.core; jax is pinned in setup.cfg)
 
-COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+OPTIONS_ENV = "SAM_THEORY_XLA_OPTIONS"
+COMPILER_OPTIONS = {} if os.environ.get(OPTIONS_ENV) == "default" else {"xla_cpu_use_fusion_emitters": False}
 
 
-class Compiled:
-    """A function compiled by `jit`: called eagerly, the program with `COMPILER_OPTIONS`; called under a trace,
-    the plain `jax.jit` (which JAX requires there). Other attributes (``lower``, ``trace``, ``eval_shape``) are
-    the top-level program's."""
+class FastCompiled:
+    """A function compiled by `jit_fast_compile`: called eagerly, the program with `COMPILER_OPTIONS`; called under
+    a trace, the plain `jax.jit` (which JAX requires there). Other attributes (``lower``, ``trace``,
+    ``eval_shape``, ``_cache_size``) are the eager program's."""
 
     def __init__(self, fun, kwargs):
         options = {**COMPILER_OPTIONS, **(kwargs.pop("compiler_options", None) or {})}
@@ -46,14 +51,14 @@ class Compiled:
         self._nested.clear_cache()
 
 
-def jit(fun=None, /, **kwargs):
-    """`jax.jit` with `COMPILER_OPTIONS` (merged under any ``compiler_options`` given) when called eagerly; usable
-    bare, with arguments, or as ``functools.partial(jit, static_argnames=...)``.
+def jit_fast_compile(fun=None, /, **kwargs):
+    """`jax.jit` compiled with `COMPILER_OPTIONS` (merged under any ``compiler_options`` given) when called eagerly;
+    usable bare, with arguments, or as ``functools.partial(jit_fast_compile, static_argnames=...)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from sam_theory.compiler import jit
-      >>> @jit(static_argnames=("k",))
+      >>> from sam_theory.compiler import jit_fast_compile
+      >>> @jit_fast_compile(static_argnames=("k",))
       ... def power(x, k):
       ...     return x ** k
       >>> power(jnp.arange(4.0), k=2).tolist()                  # eager call: compiled with COMPILER_OPTIONS
@@ -62,5 +67,5 @@ def jit(fun=None, /, **kwargs):
       [0.0, 1.0, 8.0]
     """
     if fun is None:
-        return lambda f: Compiled(f, dict(kwargs))
-    return Compiled(fun, dict(kwargs))
+        return lambda f: FastCompiled(f, dict(kwargs))
+    return FastCompiled(fun, dict(kwargs))

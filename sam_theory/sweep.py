@@ -37,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .compiler import jit
 from . import optim
 from .optim.base import Optimizer
 from .problems.base import Problem, as_jax
@@ -203,13 +202,13 @@ def _pad(x, total: int):
 @functools.lru_cache(maxsize=32)
 def _test_accuracy(problem):
     """Final test accuracy of a stack of runs, NaN where a run diverged (jitted once per problem)."""
-    return jit(jax.vmap(lambda p, bad: jnp.where(bad, jnp.nan, problem.test_accuracy(p))))
+    return jax.jit(jax.vmap(lambda p, bad: jnp.where(bad, jnp.nan, problem.test_accuracy(p))))
 
 
 @functools.lru_cache(maxsize=32)
 def _keys_of(sharding):
     """``jax.random.key(seed)`` for a stack of seeds, laid out like ``sharding`` (None: default placement)."""
-    return jit(jax.vmap(jax.random.key), out_shardings=sharding)
+    return jax.jit(jax.vmap(jax.random.key), out_shardings=sharding)
 
 
 class _Layout:

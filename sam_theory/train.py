@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .compiler import jit
 from .optim.base import Batch, Optimizer
 from .problems.base import Problem, as_jax, stack_trees, take
 from .tree import tree_all_finite, tree_norm
@@ -361,7 +360,7 @@ def _run_many(problem, optimizers, keys, data, test_data, params, max_loss, *, a
     return fn(optimizers, keys, data, test_data, params)
 
 
-_run_many_jit = jit(_run_many, static_argnames=("problem", "axes", "steps", "batch_size", "every", "replace",
+_run_many_jit = jax.jit(_run_many, static_argnames=("problem", "axes", "steps", "batch_size", "every", "replace",
                                                     "track_grad_norm", "observe", "accumulate", "key_per_log"))
 
 

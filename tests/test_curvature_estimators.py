@@ -79,3 +79,32 @@ def test_estimator_validation(x64):
         spectral_density(op, jnp.linspace(0, 1, 5), 0.0)
     with pytest.raises(ValueError, match="num_probes"):
         slq(op, jnp.log, 1, 3)
+
+
+def test_one_quadrature_serves_every_f_and_the_density(x64):
+    """`gauss_quadrature` is what `slq` and `spectral_density` compute (same key: identical numbers); each probe's
+    rule is exact for zᵀA^k z, k ≤ 2m − 1, against the dense product; a new f does not recompile the Lanczos runs."""
+    from sam_theory.curvature import gauss_quadrature
+    from sam_theory.curvature.stochastic import _gauss_nodes
+    A, _ = _matrix(p=30, seed=3)
+    op, key = from_dense(A), jax.random.key(5)
+    quad = gauss_quadrature(op, 8, 3, key)
+    r = quad.trace(powers)
+    ref = slq(op, powers, 8, 3, key)
+    np.testing.assert_array_equal(r.samples, ref.samples)
+    assert (r.num_probes, r.order) == (8, 3)
+    Z = np.asarray(jax.random.rademacher(jax.random.split(key)[0], (8, 30), dtype=A.dtype))
+    exact = np.stack([np.einsum("ji,ij->j", Z, np.linalg.matrix_power(A, k) @ Z.T) for k in range(1, 5)], axis=1)
+    assert np.abs(r.samples - exact).max() < 1e-10 * np.abs(exact).max()   # degree 4 ≤ 2·3 − 1
+    grid = jnp.linspace(-1.0, 9.0, 41)
+    d, d_ref = quad.density(grid, 0.3), spectral_density(op, grid, 0.3, 8, 3, key)
+    np.testing.assert_array_equal(d.density, d_ref.density)
+    np.testing.assert_array_equal(d.standard_error, d_ref.standard_error)
+    before = _gauss_nodes._cache_size()
+    for f in (lambda t: t**3, lambda t: jnp.exp(-t), jnp.abs):
+        slq(op, f, 8, 3, key)
+    assert _gauss_nodes._cache_size() == before
+    with pytest.raises(ValueError, match="sigma"):
+        quad.density(grid, -1.0)
+    with pytest.raises(ValueError, match="grid"):
+        quad.density(jnp.ones((2, 2)), 0.3)

@@ -75,3 +75,20 @@ def test_float32_normal_matches_float64_normal_including_tails():
         z64 = np.asarray(jax.random.normal(key, (50_000,), jnp.float64))
     assert np.max(np.abs(z64)) > 3.8
     np.testing.assert_allclose(z32, z64, rtol=RTOL, atol=0)
+
+
+def test_eager_init_is_one_compiled_program_with_the_traced_draw():
+    """`init` called eagerly runs one compiled program per problem and precision mode (`problems.base._init_params`)
+    and agrees with the draw traced inside a caller's jit to a few float64 ulps (XLA may fuse the scalings
+    differently in the two programs); repeated calls are identical."""
+    from sam_theory.problems.base import _init_params
+    prob = PROBLEMS["two_layer_ntk_sparse"]()
+    with float64():
+        before = _init_params._cache_size()
+        eager = [prob.init(jax.random.key(s)) for s in range(3)]
+        assert _init_params._cache_size() == before + 1
+        traced = jax.jit(prob.init)(jax.random.key(2))
+        for a, b in zip(_leaves64(eager[2]), _leaves64(traced)):
+            np.testing.assert_allclose(a, b, rtol=4 * np.finfo(np.float64).eps, atol=0)
+        for a, b in zip(_leaves64(eager[2]), _leaves64(prob.init(jax.random.key(2)))):
+            np.testing.assert_array_equal(a, b)

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..compiler import jit
 from ..curvature import (BatchCurvature, hessian, hessian_moments, hvp, moments_discrepancy, per_example_hessians,
                          per_example_hvp, slq, top_eigenvalues, trace)
 from ..plots.curvature import TraceCalibrationData, plot_trace_calibration
@@ -124,7 +123,7 @@ def trace_estimators(ctx) -> CheckResult:
     keys = jax.random.split(jax.random.key(ctx.seed_block(2)), R)
     stats, z_data = {}, {}
     for method in ("hutchinson", "hutch++"):
-        out = jit(jax.vmap(lambda k, m=method: trace(op, m, N, k)))(keys)
+        out = jax.jit(jax.vmap(lambda k, m=method: trace(op, m, N, k)))(keys)
         est, se = np.asarray(out.estimate), np.asarray(out.standard_error)
         if ctx.mutated("standard_error_halved"):
             se = se / 2

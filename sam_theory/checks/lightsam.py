@@ -9,7 +9,6 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ..compiler import jit
 from ..curvature import eigvalsh, hessian
 from ..plots.sweep import LightSAMGridData, plot_lightsam_grid
 from ..problems import two_layer_net
@@ -65,7 +64,7 @@ def no_divergence_grid(ctx) -> CheckResult:
         sam = sweep(prob, "lightsam", grid, variant="adagrad_norm", track_grad_norm=False, **kw)
     else:
         sam = sweep(prob, "sam", grid, track_grad_norm=False, **kw)
-    lam0 = np.asarray(jit(jax.vmap(lambda k: eigvalsh(
+    lam0 = np.asarray(jax.jit(jax.vmap(lambda k: eigvalsh(
         hessian(prob.loss, prob.init(jax.random.key(k))))[-1]))(grid["seed"]))
     edge = 2.0 / lam0  # 2/λ_max(∇²f(x_0)) per seed
 

@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..compiler import jit
 from ..curvature import eigvalsh, hessian
 from ..optim import msam
 from ..plots.sweep import MSharpnessData, plot_msharpness
@@ -44,7 +43,7 @@ def msam_runs(problems, m: int, *, rho: float, steps: int, log_every: int):
         H = hessian(lambda p: ref.batch_loss(p, d), params)
         return eigvalsh(H)[-1], jnp.trace(H)
 
-    lam, trace = jit(jax.vmap(curvature))(out.params, data)
+    lam, trace = jax.jit(jax.vmap(curvature))(out.params, data)
     return tuple(np.asarray(x) for x in (out.losses[:, -1], out.test_losses[:, -1], lam, trace, out.diverged))
 
 

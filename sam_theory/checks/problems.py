@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ..compiler import jit
 from ..curvature import hessian, per_example_hessians
 from ..problems import apply_mask, as_jax, diagonal_linear_net, linear_regression, matrix_factorization, relu_1d, two_layer_net
 from ..stats import EXACT_TOL, rel_err
@@ -44,7 +43,7 @@ def hessian_and_gauss_newton(problem, params):
     matrices from J_i = ∇ŷ_i (`Problem.prediction`, f_i = ½(ŷ_i − y_i)²). One jit for both."""
     flat, unravel = ravel_pytree(params)
 
-    @jit
+    @jax.jit
     def both(flat):
         J = jax.vmap(lambda ex: jax.grad(lambda v: problem.prediction(unravel(v), ex))(flat))(as_jax(problem.data))
         return per_example_hessians(problem, unravel(flat)), jnp.einsum("ni,nj->nij", J, J)
@@ -115,7 +114,7 @@ def fd_directional_errors(fn, params, directions, h: float, grad_fn=None):
     flat, unravel = ravel_pytree(params)
     grad_fn = jax.grad(fn) if grad_fn is None else grad_fn
 
-    @jit
+    @jax.jit
     def errors(flat, directions):
         grad = ravel_pytree(grad_fn(unravel(flat)))[0]
 

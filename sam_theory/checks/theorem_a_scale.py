@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..compiler import jit
 from ..curvature import BatchCurvature
 from ..optim import usam
 from ..plots.batch_size import plot_critical_lr_vs_batch
@@ -108,7 +107,7 @@ def batch_moments_partition_vs_enumeration(ctx) -> CheckResult:
 
 # --- 2. η_c at n = 200, b = 16 against the optimizer -----------------------------------------------------------
 
-@functools.partial(jit, static_argnames=("problem", "steps", "log_every", "batch_size"))
+@functools.partial(jax.jit, static_argnames=("problem", "steps", "log_every", "batch_size"))
 def _usam_distances(problem, opt, x_star, e0s, keys, data, *, steps, log_every, batch_size):
     """‖x_t − x★‖² every ``log_every`` steps of the real optimizer (`sam_theory.train.run`), vmapped over runs."""
     def one(e0, key):

@@ -34,7 +34,6 @@ import dataclasses
 import jax
 import numpy as np
 
-from ..compiler import jit
 from ..curvature import hessian
 from ..optim import usam
 from ..problems import diagonal_linear_net, matrix_factorization, two_layer_net
@@ -131,7 +130,7 @@ class WidthPanel:
 
 def _init_sharpness(problem, seeds) -> float:
     """λ₀ = max over seeds of λ_max(∇²f(x_0)), x_0 = problem.init(k_init) as in `minima_moments`."""
-    hess = jit(lambda key: hessian(problem.loss, problem.init(jax.random.split(key)[0])))
+    hess = jax.jit(lambda key: hessian(problem.loss, problem.init(jax.random.split(key)[0])))
     return max(float(np.linalg.eigvalsh(np.asarray(hess(jax.random.key(int(s)))))[-1]) for s in seeds)
 
 

@@ -21,7 +21,6 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ..compiler import jit
 from ..curvature import hessian, hvp, per_example_hessians, top_eigenvalues
 from ..curvature.eigh import eigvalsh
 from ..curvature.lanczos import lanczos_tridiag, tridiagonal
@@ -90,7 +89,7 @@ def ntk_gram(problem: Problem, params) -> np.ndarray:
     return np.asarray(J @ J.T)
 
 
-@jit(static_argnums=0)
+@jax.jit(static_argnums=0)
 def _prediction_jacobian(prediction, params, data):
     """J = ∂(ŷ_i)_i/∂x over the raveled params; ``prediction`` static, so one problem compiles once per shape."""
     flat, unravel = ravel_pytree(params)
@@ -134,7 +133,7 @@ def per_example_top_eigenvalues(problem: Problem, params, *, num_iters: int | No
     return np.asarray(_per_example_top(problem.per_example_loss, num_iters, params, as_jax(problem.data), keys))
 
 
-@jit(static_argnums=(0, 1))
+@jax.jit(static_argnums=(0, 1))
 def _per_example_top(loss, num_iters, params, data, keys):
     """Lanczos λ_max of every ∇²f_i, vmapped; ``loss`` and ``num_iters`` static (one compilation per problem)."""
     flat, unravel = ravel_pytree(params)

@@ -41,7 +41,7 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
-from ..compiler import jit
+from ..compiler import jit_fast_compile
 from ..memory import array_bytes, check_fits, fits
 from ..problems.base import Problem
 from ..stats import mean_se
@@ -201,7 +201,7 @@ class BatchCurvature:
         return BatchCurvature(pe, None, dist, pe.size, pe.dtype)
 
 
-@jit
+@jit_fast_compile
 def _symmetrized(Hi):
     """(H_i + H_iᵀ)/2 and whether every entry is finite, in one program (not op by op)."""
     return 0.5 * (Hi + jnp.swapaxes(Hi, 1, 2)), jnp.isfinite(Hi).all()
@@ -397,7 +397,7 @@ def _expected(curv, word, fixed, V, key, *, minus_mean, crossing, samples):
     return out
 
 
-@functools.partial(jit, static_argnames=("word", "minus_mean", "crossing", "samples"))
+@functools.partial(jit_fast_compile, static_argnames=("word", "minus_mean", "crossing", "samples"))
 def _expected_jit(curv, fixed, V, key, *, word, minus_mean, crossing, samples):
     return _expected(curv, word, fixed, V, key, minus_mean=minus_mean, crossing=crossing, samples=samples)
 
@@ -466,7 +466,7 @@ def expected_product(curv: BatchCurvature, word, fixed=(), V=None, *, minus_mean
                          crossing=crossing, samples=samples)
 
 
-@functools.partial(jit, static_argnames=("word", "sigma"))
+@functools.partial(jit_fast_compile, static_argnames=("word", "sigma"))
 def _partition_term_jit(curv, fixed, V, *, word, sigma):
     seq = _word_seq(word, fixed, sigma)
     if curv.size <= curv.n * V.shape[1]:
@@ -525,7 +525,7 @@ def crossing_estimate(curv: BatchCurvature, v, samples: int, key):
     return c * float(mean), abs(c) * float(se), c
 
 
-@jit
+@jit_fast_compile
 def _pair_values(curv, v, i, j):
     def chain(a, b):  # vᵀ H_a H_b H_a H_b v, both orders averaged (the pair and its swap)
         u = v[None].repeat(a.shape[0], 0)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from ..compiler import jit
+from ..compiler import jit_fast_compile
 from ..memory import array_bytes, check_fits
 from ..problems.base import Problem, as_jax
 from ..validation import CURVATURE_HINT, check_finite_params, check_int
@@ -68,10 +68,10 @@ def _hessian_of(fn, params):
 
 
 # ``fn`` static: a stable ``fn`` (a problem's bound ``loss``) compiles once per shape; a fresh lambda per call.
-_dense_hessian = jit(_hessian_of, static_argnums=0)
+_dense_hessian = jit_fast_compile(_hessian_of, static_argnums=0)
 
 
-@jit(static_argnames=("chunk_size",))
+@jit_fast_compile(static_argnames=("chunk_size",))
 def _chunked_columns(op, chunk_size: int):
     p = op.size
     column = lambda j: op.matvec(jax.nn.one_hot(j, p, dtype=op.dtype))
@@ -105,7 +105,7 @@ def per_example_hessians(problem: Problem, params, *, memory_budget=None) -> jax
     return _per_example_hessians(problem.per_example_loss, params, as_jax(problem.data))
 
 
-@jit(static_argnums=0)
+@jit_fast_compile(static_argnums=0)
 def _per_example_hessians(loss, params, data):
     """vmap over examples of jacfwd(grad f_i); ``loss`` (a problem's bound ``per_example_loss``) is static and
     params/data are arguments, so repeated calls on one problem (e.g. along a run) share one compilation."""

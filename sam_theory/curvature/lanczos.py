@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..compiler import jit
+from ..compiler import jit_fast_compile
 from ..validation import check_choice, check_int
 from .eigh import eigh
 from .operators import LinearOperator
@@ -136,10 +136,20 @@ def tridiagonal(alphas, betas):
     return jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
 
 
-@jit(static_argnames=("num_iters", "reortho"))
-def _lanczos(op: LinearOperator, key, num_iters: int, reortho: str) -> LanczosResult:
+@jit_fast_compile(static_argnames=("size", "dtype"))
+def _start_vector(key, size: int, dtype):
     k_start, _ = jax.random.split(key)  # the start vector of earlier versions (same key, same result)
-    v0 = jax.random.normal(k_start, (op.size,), op.dtype)
+    return jax.random.normal(k_start, (size,), dtype)
+
+
+def start_vector(key, size: int, dtype) -> jax.Array:
+    """The Gaussian start vector that `lanczos` and `top_eigenvalues` draw from ``key`` (a program of its own,
+    compiled once per size and shared by both)."""
+    return _start_vector(key, size, jnp.dtype(dtype))
+
+
+@jit_fast_compile(static_argnames=("num_iters", "reortho"))
+def _lanczos(op: LinearOperator, v0, num_iters: int, reortho: str) -> LanczosResult:
     alphas, betas, basis = lanczos_tridiag(op.matvec, v0, num_iters, reortho)
     theta, s = eigh(tridiagonal(alphas, betas))
     vectors = s.T @ basis[:num_iters]
@@ -169,7 +179,7 @@ def lanczos(op: LinearOperator, num_iters: int, key, reortho: str = "full") -> L
     """
     check_choice("reortho", reortho, REORTHO)
     num_iters = min(check_int("num_iters", num_iters), op.size)
-    return _lanczos(op, key, num_iters, reortho)
+    return _lanczos(op, start_vector(key, op.size, op.dtype), num_iters, reortho)
 
 
 def top_eigenvalues(op: LinearOperator, k: int = 1, *, num_iters: int | None = None, key=None,
@@ -199,13 +209,13 @@ def top_eigenvalues(op: LinearOperator, k: int = 1, *, num_iters: int | None = N
         raise ValueError(f"num_iters must be >= k = {k}, got {num_iters}")
     check_choice("reortho", reortho, REORTHO)
     key = jax.random.key(0) if key is None else key
-    return _top(op, key, num_iters, reortho, k, which == "largest")
+    return _top(op, start_vector(key, op.size, op.dtype), num_iters, reortho, k, which == "largest")
 
 
-@jit(static_argnames=("num_iters", "reortho", "k", "largest"))
-def _top(op, key, num_iters: int, reortho: str, k: int, largest: bool) -> Eigenpairs:
+@jit_fast_compile(static_argnames=("num_iters", "reortho", "k", "largest"))
+def _top(op, v0, num_iters: int, reortho: str, k: int, largest: bool) -> Eigenpairs:
     """Lanczos and the selection of the k extreme pairs as one compiled program."""
-    res = _lanczos(op, key, num_iters, reortho)
+    res = _lanczos(op, v0, num_iters, reortho)
     idx = jnp.arange(res.num_iters - 1, res.num_iters - 1 - k, -1) if largest else jnp.arange(k)
     values, vectors = res.ritz_values[idx], res.ritz_vectors[idx]
     residuals = jnp.linalg.norm(op.matmat(vectors) - values[:, None] * vectors, axis=1)

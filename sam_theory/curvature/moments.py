@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..compiler import jit
+from ..compiler import jit_fast_compile
 from ..stats import mean_se
 from ..validation import check_choice, check_int
 from .batch_moments import CROSSING, BatchCurvature, crossing_estimate, stochastic_moment, word_operator
@@ -184,7 +184,7 @@ def hessian_moments(curv: BatchCurvature, *, orders=(1, 2, 3, 4), lanczos_iters:
 
 # --- dense ------------------------------------------------------------------------------------------------
 
-@functools.partial(jit, static_argnames=("orders",))
+@functools.partial(jit_fast_compile, static_argnames=("orders",))
 def _dense_matrices(curv, orders):
     S = [stochastic_moment(curv, k) for k in orders]
     return jnp.mean(curv.hessians, axis=0), jnp.stack([0.5 * (x + x.T) for x in S])
@@ -212,7 +212,7 @@ def _dense_moments(curv, orders) -> HessianMoments:
 
 # --- matrix-free ------------------------------------------------------------------------------------------
 
-@functools.partial(jit, static_argnames=("n", "orders", "batch_size"))
+@functools.partial(jit_fast_compile, static_argnames=("n", "orders", "batch_size"))
 def _power_quadratic_forms(apply, vectors, n, orders, batch_size):
     """For each row v: (vᵀH^k v)_k and (vᵀH_i^k v)_{k,i}, by chains of per-example HVPs."""
     def one(v):
@@ -227,7 +227,7 @@ def _power_quadratic_forms(apply, vectors, n, orders, batch_size):
     return lax.map(one, vectors, batch_size=batch_size)
 
 
-@functools.partial(jit, static_argnames=("orders", "powers", "iters", "num_probes", "chunk", "crossing",
+@functools.partial(jax.jit, static_argnames=("orders", "powers", "iters", "num_probes", "chunk", "crossing",
                                              "samples"))
 def _matrix_free_arrays(curv, key, *, orders, powers, iters, num_probes, chunk, crossing, samples):
     """Everything of the matrix-free path in one compiled program: Lanczos on H and on each S_k (set partitions,

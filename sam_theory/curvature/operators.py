@@ -21,18 +21,18 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.tree_util import Partial
 
-from ..compiler import jit
+from ..compiler import jit_fast_compile
 from ..problems.base import Problem, as_jax, take
 from ..validation import CURVATURE_HINT, check_finite_params
 
 
-@jit
+@jit_fast_compile
 def _call(fn: Partial, v):
     """Apply a `Partial` under jit: one compile per operator instead of op-by-op eager dispatch."""
     return fn(v)
 
 
-@jit
+@jit_fast_compile
 def _call_rows(fn: Partial, vs):
     return jax.vmap(fn)(vs)
 
@@ -69,12 +69,12 @@ class _FlatLoss:
         return self.fn(self.unravel(x), *args)
 
 
-@jit(static_argnums=0)
+@jit_fast_compile(static_argnums=0)
 def _linearize_grad(loss: _FlatLoss, flat):
     return jax.linearize(jax.grad(loss), flat)[1]
 
 
-@jit(static_argnums=0)
+@jit_fast_compile(static_argnums=0)
 def _linearize_stacked_grad(loss: _FlatLoss, stacked, data):
     return jax.linearize(lambda xs: jax.vmap(jax.grad(loss))(xs, data), stacked)[1]
 
@@ -275,7 +275,7 @@ class PerExampleHVP:
         return _power_mean(self.apply, v, self.n, k)
 
 
-@jit(static_argnames=("n", "k"))
+@jit_fast_compile(static_argnames=("n", "k"))
 def _power_mean(apply: Partial, v, n: int, k: int):
     u = jnp.broadcast_to(v, (n,) + v.shape)
     for _ in range(k):  # k ≤ 4: a fixed unroll over the power, not over iterations

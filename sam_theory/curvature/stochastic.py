@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..compiler import jit
+from ..compiler import jit_fast_compile
 from ..stats import mean_se
 from ..validation import check_choice, check_int, check_positive
 from .eigh import eigh
@@ -108,37 +108,37 @@ class SpectralDensity:
     order: int
 
 
-def rademacher(key, num: int, size: int, dtype) -> jax.Array:
-    """``num`` Rademacher (±1) vectors of length ``size`` as rows."""
+@jit_fast_compile(static_argnames=("num", "size", "dtype"))
+def _rademacher(key, num: int, size: int, dtype):
     return jax.random.rademacher(key, (num, size), dtype=dtype)
+
+
+def rademacher(key, num: int, size: int, dtype) -> jax.Array:
+    """``num`` Rademacher (±1) vectors of length ``size`` as rows (``jax.random.rademacher``; compiled once per
+    shape and shared by every estimator that draws that shape)."""
+    return _rademacher(key, num, size, jnp.dtype(dtype))
 
 
 def _quadratic_forms(op, vs):
     return jnp.sum(vs * op.matmat(vs), axis=1)
 
 
-@jit(static_argnames=("num_samples",))
-def _hutchinson(op, key, num_samples: int):
-    samples = _quadratic_forms(op, rademacher(key, num_samples, op.size, op.dtype))
-    est, se = mean_se(samples)
-    return TraceEstimate(est, se, samples, "hutchinson", num_samples)
+@jit_fast_compile
+def _hutchinson(op, probes):
+    samples = _quadratic_forms(op, probes)
+    return (*mean_se(samples), samples)
 
 
-@jit(static_argnames=("num_samples",))
-def _hutchpp(op, key, num_samples: int):
-    sketch = num_samples // 3
-    probes = num_samples - 2 * sketch
-    k_s, k_g = jax.random.split(key)
-    Q, _ = jnp.linalg.qr(op.matmat(rademacher(k_s, sketch, op.size, op.dtype)).T)  # (p, s)
+@jit_fast_compile
+def _hutchpp(op, sketch, probes):
+    Q, _ = jnp.linalg.qr(op.matmat(sketch).T)  # (p, s)
     low_rank = jnp.sum(Q.T * op.matmat(Q.T))  # tr(QᵀAQ), exact
-    G = rademacher(k_g, probes, op.size, op.dtype)
-    G = G - (G @ Q) @ Q.T  # project onto range(Q)^⊥
-    samples = _quadratic_forms(op, G)
+    samples = _quadratic_forms(op, probes - (probes @ Q) @ Q.T)  # probes projected onto range(Q)^⊥
     rest, se = mean_se(samples)
-    return TraceEstimate(low_rank + rest, se, samples, "hutch++", num_samples)
+    return low_rank + rest, se, samples
 
 
-@jit(static_argnames=("batch_size",))
+@jit_fast_compile(static_argnames=("batch_size",))
 def _exact_trace(op, batch_size: int):
     p = op.size
     diag = lax.map(lambda j: op.matvec(jax.nn.one_hot(j, p, dtype=op.dtype))[j], jnp.arange(p),
@@ -179,37 +179,139 @@ def trace(op: LinearOperator, method: str = "hutchinson", num_samples: int = 30,
         return _exact_trace(op, min(check_int("batch_size", batch_size), op.size))
     key = jax.random.key(0) if key is None else key
     if method == "hutchinson":
-        return _hutchinson(op, key, check_int("num_samples", num_samples, minimum=2))
-    return _hutchpp(op, key, check_int("num_samples", num_samples, minimum=4))
+        num_samples = check_int("num_samples", num_samples, minimum=2)
+        estimate = _hutchinson(op, rademacher(key, num_samples, op.size, op.dtype))
+    else:
+        num_samples = check_int("num_samples", num_samples, minimum=4)
+        sketch = num_samples // 3
+        k_s, k_g = jax.random.split(key)
+        estimate = _hutchpp(op, rademacher(k_s, sketch, op.size, op.dtype),
+                            rademacher(k_g, num_samples - 2 * sketch, op.size, op.dtype))
+    return TraceEstimate(*estimate, method, num_samples)
 
 
-def _slq_nodes(op, key, num_probes: int, order: int, reortho: str):
-    """Gauss quadrature nodes θ (num_probes, order) and weights ‖z‖²τ² of every probe (traced inside `_slq` and
-    `_density`, so each is one compiled program with its post-processing)."""
-    k_z, _ = jax.random.split(key)  # the probes of earlier versions (same key, same result)
-    probes = rademacher(k_z, num_probes, op.size, op.dtype)
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["nodes", "weights"],
+                   meta_fields=["size", "num_probes", "order"])
+@dataclasses.dataclass(frozen=True)
+class GaussQuadrature:
+    """The stochastic Lanczos quadrature of an operator: for probe j, zⱼᵀ f(A) zⱼ ≈ Σ_i ``weights[j, i]``
+    f(``nodes[j, i]``), with nodes θ the eigenvalues of that probe's Lanczos T_m and weights ‖z‖²τ² (τ the first
+    components of T_m's eigenvectors; ‖z‖² = p for Rademacher probes). One Lanczos run per probe serves every f:
+    `trace` gives tr f(A) ± SE, `density` the smoothed spectral density.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import from_dense, gauss_quadrature
+      >>> with float64():
+      ...     q = gauss_quadrature(from_dense(jnp.diag(jnp.array([1.0, 2.0, 3.0]))), num_probes=4)
+      ...     mass = q.weights.sum(axis=1)
+      >>> q.nodes.shape, q.weights.shape, q.order                # order capped at p = 3
+      ((4, 3), (4, 3), 3)
+      >>> [round(x, 8) for x in mass.tolist()]                  # Σ_i w_i = ‖z‖² = p for every probe
+      [3.0, 3.0, 3.0, 3.0]
+    """
+
+    nodes: jax.Array
+    weights: jax.Array
+    size: int
+    num_probes: int
+    order: int
+
+    def trace(self, f: Callable) -> SLQResult:
+        """tr f(A) ± SE: the probe mean of Σ_i w_i f(θ_i); ``f`` elementwise, or onto a trailing axis of several
+        functions. Exact per probe for polynomials of degree ≤ 2·order − 1.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from sam_theory import float64
+          >>> from sam_theory.curvature import from_dense, gauss_quadrature
+          >>> with float64():
+          ...     q = gauss_quadrature(from_dense(jnp.diag(jnp.array([1.0, 2.0, 3.0]))), num_probes=4)
+          ...     powers = q.trace(lambda t: t[..., None] ** jnp.arange(1, 4))   # tr A, tr A², tr A³
+          >>> [round(x, 8) for x in powers.estimate.tolist()], powers.samples.shape   # diagonal A: zᵀAᵏz = tr Aᵏ
+          ([6.0, 14.0, 36.0], (4, 3))
+        """
+        return SLQResult(*_quadrature_trace(self.nodes, self.weights, f), self.num_probes, self.order)
+
+    def density(self, grid, sigma: float) -> SpectralDensity:
+        """φ_σ(t) on ``grid``: the probe mean of Σ_i τ_i² N(t; θ_i, σ²), with its pointwise SE.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from sam_theory import float64
+          >>> from sam_theory.curvature import from_dense, gauss_quadrature
+          >>> with float64():
+          ...     q = gauss_quadrature(from_dense(jnp.diag(jnp.array([1.0, 2.0, 3.0]))), num_probes=4)
+          ...     d = q.density(jnp.linspace(0, 4, 5), sigma=0.1)
+          >>> [round(x, 4) for x in d.density.tolist()]             # 1/(3σ√(2π)) = 1.3298 at each eigenvalue
+          [0.0, 1.3298, 1.3298, 1.3298, 0.0]
+        """
+        check_positive("sigma", sigma)
+        grid = jnp.asarray(grid, dtype=self.nodes.dtype)
+        if grid.ndim != 1:
+            raise ValueError(f"grid must be 1-D, got shape {grid.shape}")
+        dens, se = _quadrature_density(self.nodes, self.weights, self.size, grid, sigma)
+        return SpectralDensity(grid, dens, se, float(sigma), self.num_probes, self.order)
+
+
+@jit_fast_compile(static_argnames=("order", "reortho"))
+def _gauss_nodes(op, probes, order: int, reortho: str):
     alphas, betas = lax.map(lambda z: lanczos_tridiag(op.matvec, z, order, reortho)[:2], probes)
     theta, s = eigh(jax.vmap(tridiagonal)(alphas, betas))
-    weights = s[:, 0, :] ** 2
-    return theta, weights * op.size  # ‖z‖² = p for Rademacher probes
+    return theta, s[:, 0, :] ** 2 * jnp.sum(probes**2, axis=1, keepdims=True)
 
 
-def _check_slq_args(op, num_probes, order, reortho):
+@jit_fast_compile(static_argnames=("f",))
+def _quadrature_trace(nodes, weights, f):
+    samples = jnp.einsum("ji,ji...->j...", weights, f(nodes))
+    return (*mean_se(samples), samples)
+
+
+@jit_fast_compile(static_argnames=("size",))
+def _quadrature_density(nodes, weights, size: int, grid, sigma):
+    kernel = jnp.exp(-0.5 * ((grid[None, None, :] - nodes[..., None]) / sigma) ** 2) / (sigma * jnp.sqrt(2 * jnp.pi))
+    return mean_se(jnp.einsum("ji,jit->jt", weights / size, kernel))  # τ² = w/‖z‖², ‖z‖² = p
+
+
+def gauss_quadrature(op: LinearOperator, num_probes: int = 30, order: int = 30, key=None, *,
+                     reortho: str = "full") -> GaussQuadrature:
+    """The SLQ quadrature of ``op`` (Ubaru, Chen & Saad 2017; THEORY.md §4): ``order`` Lanczos steps (capped at
+    p) from each of ``num_probes`` ≥ 2 Rademacher probes drawn with ``key`` (default key(0)). Compiled once per
+    (operator, num_probes, order), whatever f is applied after (`GaussQuadrature.trace`, `.density`).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from sam_theory import float64
+      >>> from sam_theory.curvature import from_dense, gauss_quadrature
+      >>> with float64():
+      ...     A = jnp.array([[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]])
+      ...     q = gauss_quadrature(from_dense(A), num_probes=30, key=jax.random.key(0))
+      ...     r2, r4 = q.trace(jnp.square), q.trace(lambda t: t**4)   # one Lanczos run per probe for both
+      >>> abs(float(r2.estimate) - 33.0) < 4 * float(r2.standard_error)   # tr A² = ‖A‖_F² = 33
+      True
+    """
     check_choice("reortho", reortho, REORTHO)
     num_probes = check_int("num_probes", num_probes, minimum=2)
     order = min(check_int("order", order), op.size)
-    return num_probes, order
+    key = jax.random.key(0) if key is None else key
+    k_z, _ = jax.random.split(key)  # the probes of earlier versions (same key, same result)
+    probes = rademacher(k_z, num_probes, op.size, op.dtype)
+    nodes, weights = _gauss_nodes(op, probes, order, reortho)
+    return GaussQuadrature(nodes, weights, op.size, num_probes, order)
 
 
 def slq(op: LinearOperator, f: Callable, num_probes: int = 30, order: int = 30, key=None, *,
         reortho: str = "full") -> SLQResult:
-    """tr f(A) by stochastic Lanczos quadrature with Rademacher probes, with its standard error (THEORY.md §4).
+    """tr f(A) by stochastic Lanczos quadrature with Rademacher probes, with its standard error (THEORY.md §4):
+    ``gauss_quadrature(op, num_probes, order, key).trace(f)``.
 
     ``f`` maps an array of eigenvalues elementwise (e.g. ``lambda t: t**2``) or to a trailing axis of several
     functions (e.g. ``lambda t: t[..., None] ** jnp.arange(1, 5)`` gives tr(A), …, tr(A⁴) from one Lanczos run
     per probe). Each probe's value is exact for polynomials f of degree ≤ 2·order − 1 (Gauss quadrature), so for
     tr(A^k) with order ≥ (k+1)/2 the only error is the Monte Carlo error the SE measures. ``order`` is capped
-    at p. ``f`` should be a module-level function or otherwise hashable (it is a jit-static argument).
+    at p. The Lanczos runs compile once per (operator, num_probes, order); a new ``f`` only compiles its own
+    small reduction. For several f, build the `gauss_quadrature` once and call its ``trace``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -221,22 +323,13 @@ def slq(op: LinearOperator, f: Callable, num_probes: int = 30, order: int = 30, 
       >>> abs(float(r.estimate) - 33.0) < 4 * float(r.standard_error)
       True
     """
-    num_probes, order = _check_slq_args(op, num_probes, order, reortho)
-    key = jax.random.key(0) if key is None else key
-    return _slq(op, key, f, num_probes, order, reortho)
-
-
-@jit(static_argnames=("f", "num_probes", "order", "reortho"))
-def _slq(op, key, f, num_probes: int, order: int, reortho: str) -> SLQResult:
-    theta, weights = _slq_nodes(op, key, num_probes, order, reortho)
-    samples = jnp.einsum("ji,ji...->j...", weights, f(theta))
-    est, se = mean_se(samples)
-    return SLQResult(est, se, samples, num_probes, order)
+    return gauss_quadrature(op, num_probes, order, key, reortho=reortho).trace(f)
 
 
 def spectral_density(op: LinearOperator, grid, sigma: float, num_probes: int = 20, order: int = 60, key=None,
                      *, reortho: str = "full") -> SpectralDensity:
-    """Gaussian-smoothed spectral density of ``op`` on ``grid`` by SLQ (THEORY.md §4; PyHessian-style).
+    """Gaussian-smoothed spectral density of ``op`` on ``grid`` by SLQ (THEORY.md §4; PyHessian-style):
+    ``gauss_quadrature(op, num_probes, order, key).density(grid, sigma)``.
 
     φ(t) = (1/p) Σ_λ exp(−(t − λ)²/(2σ²))/(σ√(2π)) ≈ mean over probes of Σ_i τ_i² N(t; θ_i, σ²), with the
     pointwise standard error over probes.
@@ -252,18 +345,4 @@ def spectral_density(op: LinearOperator, grid, sigma: float, num_probes: int = 2
       [0.0, 1.3298, 1.3298, 1.3298, 0.0]
     """
     check_positive("sigma", sigma)
-    num_probes, order = _check_slq_args(op, num_probes, order, reortho)
-    grid = jnp.asarray(grid, dtype=op.dtype)
-    if grid.ndim != 1:
-        raise ValueError(f"grid must be 1-D, got shape {grid.shape}")
-    key = jax.random.key(0) if key is None else key
-    dens, se = _density(op, key, grid, sigma, num_probes, order, reortho)
-    return SpectralDensity(grid, dens, se, float(sigma), num_probes, order)
-
-
-@jit(static_argnames=("num_probes", "order", "reortho"))
-def _density(op, key, grid, sigma, num_probes: int, order: int, reortho: str):
-    theta, weights = _slq_nodes(op, key, num_probes, order, reortho)
-    kernel = jnp.exp(-0.5 * ((grid[None, None, :] - theta[..., None]) / sigma) ** 2) / (sigma * jnp.sqrt(2 * jnp.pi))
-    per_probe = jnp.einsum("ji,jit->jt", weights / op.size, kernel)
-    return mean_se(per_probe)
+    return gauss_quadrature(op, num_probes, order, key, reortho=reortho).density(grid, sigma)

@@ -8,12 +8,14 @@ float64.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..compiler import jit_fast_compile
 from ..tree import num_elements
 from ..validation import check_choice, check_nonnegative
 from .masks import PRUNERS, apply_mask, check_sparsity, make_mask
@@ -98,8 +100,9 @@ class Problem:
 
         Random entries are drawn in float64 and rounded to the current default float (`problems.draw.normal`), so
         the same key gives the same initial point in float32 and under `float64()`, to float32 precision.
+        One compiled program per problem (and precision mode) draws every leaf.
         """
-        return apply_mask(self._init(key), self.mask)
+        return _init_params(self, key)
 
     def per_example_loss(self, params: Params, example: Example):
         """f_i(params ⊙ mask) for one example (no leading axis)."""
@@ -238,3 +241,8 @@ def dense_apply(W, a) -> jax.Array:
 
 
 LossFn = Callable[[Params, Example], jax.Array]
+
+
+@functools.partial(jit_fast_compile, static_argnums=0)
+def _init_params(problem: Problem, key) -> Params:
+    return apply_mask(problem._init(key), problem.mask)

@@ -25,7 +25,7 @@ from jax import lax
 from jax.extend.random import threefry2x32_p, threefry_2x32
 from jax.scipy.special import ndtri
 
-from ..compiler import jit
+from ..compiler import jit_fast_compile
 from ..precision import default_float
 
 
@@ -42,7 +42,7 @@ def _bits64(key, shape):
     return bits[:size].reshape(shape), bits[size:].reshape(shape)
 
 
-@jit(static_argnames=("shape",))
+@jit_fast_compile(static_argnames=("shape",))
 def _normal32(key, shape):
     return _normal_from_bits(*_bits64(key, shape))
 

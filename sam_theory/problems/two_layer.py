@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..compiler import jit_fast_compile
 from ..precision import float64
 from ..validation import check_choice, check_finite_array, check_int, check_nonnegative
 from .base import Problem
@@ -50,6 +51,14 @@ def two_layer_forward(params, x, *, activation: str, parameterization: str):
     return s_out * jnp.dot(v, ACTIVATIONS[activation](s_in * (W @ x)))
 
 
+_init_two_layer = jit_fast_compile(init_two_layer, static_argnums=(1, 2, 3))
+
+
+@jit_fast_compile(static_argnums=(2, 3))
+def _forward_batch(params, X, activation: str, parameterization: str):
+    return jax.vmap(lambda x: two_layer_forward(params, x, activation=activation, parameterization=parameterization))(X)
+
+
 class TwoLayerNet(Problem):
     """Teacher–student two-layer network; the width m is the overparameterization knob (p = m(d + 1)).
 
@@ -82,10 +91,9 @@ class TwoLayerNet(Problem):
         X = rng.standard_normal((n + n_test, d))
         with float64():
             if teacher == "two_layer":
-                self.teacher_params = jax.tree.map(np.asarray, init_two_layer(
+                self.teacher_params = jax.tree.map(np.asarray, _init_two_layer(
                     jax.random.key(seed + 104729), d, teacher_width, parameterization))
-                out = np.asarray(jax.vmap(lambda x: two_layer_forward(
-                    self.teacher_params, x, activation=activation, parameterization=parameterization))(X))
+                out = np.asarray(_forward_batch(self.teacher_params, X, activation, parameterization))
             else:
                 self.teacher_params = {"theta": rng.standard_normal(d)}
                 out = X @ self.teacher_params["theta"] / np.sqrt(d)

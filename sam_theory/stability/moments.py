@@ -22,7 +22,6 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
-from ..compiler import jit
 from ..curvature import BatchCurvature, dense_operator_bytes, expected_product, linear_operator, stochastic_moment
 from ..memory import check_fits, fits
 from ..validation import check_choice
@@ -72,7 +71,7 @@ class BatchMomentMatrices:
         return float(np.linalg.eigvalsh(self.H)[-1])
 
 
-@jit
+@jax.jit
 def _moment_matrices(curv):
     sym = lambda x: 0.5 * (x + x.T)  # noqa: E731
     return (sym(expected_product(curv, ("H",))),) + tuple(sym(stochastic_moment(curv, k)) for k in (2, 3, 4))
@@ -162,7 +161,7 @@ def apply_symmetrized(curv: BatchCurvature, eta, rho, x):
     return second_moment_apply(curv, eta, rho, 0.5 * (X + X.T)).ravel()
 
 
-@jit
+@jax.jit
 def _dense_T(curv, eta, rho):
     p = curv.size
     units = jnp.eye(p * p, dtype=curv.dtype).reshape(p * p, p, p)
@@ -252,7 +251,7 @@ jax.tree_util.register_dataclass(OperatorPieces, data_fields=["P0", "P1", "K1", 
                                  meta_fields=[])
 
 
-@jit
+@jax.jit
 def _pieces(curv, U):
     H = expected_product(curv, ("H",))
     H2 = expected_product(curv, ("H", "H"))

@@ -17,7 +17,6 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
-from ..compiler import jit
 from ..curvature import BatchCurvature, eigh, lanczos, linear_operator
 from ..validation import check_int, check_nonnegative, check_positive
 from .moments import apply_symmetrized, operator_pieces, resolve_method
@@ -71,7 +70,7 @@ def _top(K):
     return jnp.abs(theta[j]), jnp.linalg.norm(K @ v - theta[j] * v), v
 
 
-@jit
+@jax.jit
 def _radius_dense(pieces, etas, rho):
     """(r, residual, eigen-matrix) for every η (a sequential map: one eigh at a time on CPU)."""
     def one(eta):
@@ -80,7 +79,7 @@ def _radius_dense(pieces, etas, rho):
     return lax.map(one, etas)
 
 
-@functools.partial(jit, static_argnames=("num_iters",))
+@functools.partial(jax.jit, static_argnames=("num_iters",))
 def _radius_matrix_free(curv, etas, rho, key, num_iters):
     def one(eta):
         op = linear_operator(Partial(apply_symmetrized, curv, eta, rho), curv.size**2, curv.dtype)
@@ -224,7 +223,7 @@ class CriticalLR:
     reason: str = ""
 
 
-@functools.partial(jit, static_argnames=("iters",))
+@functools.partial(jax.jit, static_argnames=("iters",))
 def _bisect(ev_fn, lo, hi, rho, tol, *, iters):
     def body(_, bracket):
         lo, hi = bracket

@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..compiler import jit
 from ..curvature import (BatchCurvature, batch_distribution, expected_product, hessian_moments,
                          per_example_hessians, real_root, stochastic_moment)
 from ..optim import Optimizer
@@ -132,7 +131,7 @@ def _dense_moments_batched(problem, params, batch_size, replace):
 
     # eigvalsh outside jit: several batched `eigh` kernels in one XLA CPU graph can deadlock its thread pool
     # (jaxlib 0.10.2: each blocks a pool thread in ParallelBatchMap); numpy's LAPACK has no such interaction.
-    mats = np.asarray(jit(jax.vmap(one))(params))
+    mats = np.asarray(jax.jit(jax.vmap(one))(params))
     mats = 0.5 * (mats + np.swapaxes(mats, -1, -2))
     finite = np.isfinite(mats).all(axis=(-2, -1))  # a diverged run: NaN moments, not a LAPACK failure
     return np.where(finite, np.linalg.eigvalsh(np.where(finite[..., None, None], mats, 0.0))[..., -1], np.nan)
@@ -194,7 +193,7 @@ def minima_moments(problem: Problem, optimizers: dict, *, seeds, steps: int, bat
     num = seeds.size
     values = {m: {} for m in MOMENTS}
     final_loss, max_loss, diverged, initial = {}, {}, {}, None
-    per_example = jit(jax.vmap(problem.losses))
+    per_example = jax.jit(jax.vmap(problem.losses))
     for names in groups.values():
         params, losses, div = _train_group(problem, [optimizers[k] for k in names], keys, steps=steps,
                                            batch_size=batch_size, replace=replace, log_every=log_every)

@@ -16,7 +16,6 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from ..compiler import jit
 from ..optim.base import Optimizer
 from ..problems.base import Problem, as_jax
 from ..stats import mean_se
@@ -76,7 +75,7 @@ class LinearizedSimulation:
         return np.where(self.se > 0, diff / np.where(self.se > 0, self.se, 1.0), 0.0)
 
 
-@functools.partial(jit, static_argnames=("steps",))
+@functools.partial(jax.jit, static_argnames=("steps",))
 def _simulate(curv, eta, rho, keys, e0s, *, steps):
     def one(key, e0):
         def body(e, k):
@@ -88,7 +87,7 @@ def _simulate(curv, eta, rho, keys, e0s, *, steps):
     return jax.vmap(one)(keys, e0s)
 
 
-@functools.partial(jit, static_argnames=("steps",))
+@functools.partial(jax.jit, static_argnames=("steps",))
 def _propagate(curv, eta, rho, sigma0, *, steps):
     def body(x, _):
         x = apply_symmetrized(curv, eta, rho, x)
@@ -214,7 +213,7 @@ def _flat_params(params, member):
     return ravel_pytree(params)[0]
 
 
-@jit
+@jax.jit
 def _distances(flat_trace, x_star_flat, final_flat, diverged):
     """‖x_t − x*‖ per logged step; after divergence (NaN records) the distance of the last finite iterate kept."""
     dist = jnp.linalg.norm(flat_trace - x_star_flat, axis=1)

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..compiler import jit
 from ..curvature import BatchCurvature, expected_product, lanczos, linear_operator
 from ..validation import check_nonnegative, check_positive
 
@@ -98,14 +97,14 @@ class MeanStepSpectrum:
     rho: float
 
 
-@functools.partial(jit, static_argnames=("iters",))
+@functools.partial(jax.jit, static_argnames=("iters",))
 def _ends_matrix_free(curv, rho, key, iters):
     res = lanczos(linear_operator(jax.tree_util.Partial(_mean_step_matvec, curv, rho), curv.size, curv.dtype),
                   iters, key)
     return res.ritz_values[-1] + res.residual_norms[-1], res.ritz_values[0] - res.residual_norms[0]
 
 
-@jit
+@jax.jit
 def _dense_mean_step(curv, rho):
     return mean_step(curv, rho)
 
