@@ -199,7 +199,7 @@ def _verify(args) -> int:
         records.append(record)
     result = {"platform": jax.default_backend(), "device": str(jax.devices()[0]), "dtype": dtype,
               "jax_version": jax.__version__, "python": platform.python_version(), "quick": args.quick,
-              "seed": args.seed, "checks": records}
+              "seed": args.seed, "xla_flags": os.environ.get("XLA_FLAGS", ""), "checks": records}
     print(_table(records))  # before writing, so a failing write cannot lose the table
     _write_json_atomic(run_dir / "results.json", result)
     if args.json:
@@ -431,6 +431,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not (args.command == "verify" and args.list):
         _validate_paths(parser, args)
+    if args.command in ("verify", "plot"):
+        from .compiler import fast_compile_process
+        fast_compile_process()  # compile-bound processes (`sam_theory.compiler`)
     if args.command == "verify" and args.list:
         from . import checks
         for c in checks.select(args.only):

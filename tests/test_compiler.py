@@ -64,3 +64,23 @@ def test_environment_switch_restores_xla_defaults():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, OPTIONS_ENV: "default"},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "{}"
+
+
+def _in_fresh_process(code, **env):
+    full = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_fast_compile_process_only_before_the_backend_starts():
+    code = ("import os, jax, jax.numpy as jnp; from sam_theory.compiler import fast_compile_process as f; "
+            "first = f(); jnp.ones(2).block_until_ready(); second = f(); "
+            "print(first, second, os.environ.get('XLA_FLAGS', '').replace(' ', '_') or '-')")
+    assert _in_fresh_process(code) == ["True", "False", "--xla_cpu_use_fusion_emitters=false"]
+    assert _in_fresh_process(code, SAM_THEORY_XLA_OPTIONS="default") == ["False", "False", "-"]
+    assert _in_fresh_process(code, XLA_FLAGS="--xla_cpu_use_fusion_emitters=true") == [
+        "False", "False", "--xla_cpu_use_fusion_emitters=true"]
+    late = ("import jax.numpy as jnp; from sam_theory.compiler import fast_compile_process as f; "
+            "jnp.ones(2).block_until_ready(); print(f())")
+    assert _in_fresh_process(late) == ["False"]
