@@ -77,6 +77,8 @@ def test_estimator_validation(x64):
         trace(op, "hutch++", 3)
     with pytest.raises(ValueError, match="sigma"):
         spectral_density(op, jnp.linspace(0, 1, 5), 0.0)
+    with pytest.raises(ValueError, match="grid"):
+        spectral_density(op, jnp.ones((2, 2)), 0.1)
     with pytest.raises(ValueError, match="num_probes"):
         slq(op, jnp.log, 1, 3)
 

@@ -247,12 +247,18 @@ class GaussQuadrature:
           >>> [round(x, 4) for x in d.density.tolist()]             # 1/(3σ√(2π)) = 1.3298 at each eigenvalue
           [0.0, 1.3298, 1.3298, 1.3298, 0.0]
         """
-        check_positive("sigma", sigma)
-        grid = jnp.asarray(grid, dtype=self.nodes.dtype)
-        if grid.ndim != 1:
-            raise ValueError(f"grid must be 1-D, got shape {grid.shape}")
+        grid = _density_grid(grid, sigma, self.nodes.dtype)
         dens, se = _quadrature_density(self.nodes, self.weights, self.size, grid, sigma)
         return SpectralDensity(grid, dens, se, float(sigma), self.num_probes, self.order)
+
+
+def _density_grid(grid, sigma, dtype) -> jax.Array:
+    """The validated 1-D grid of a density (σ > 0), as an array of ``dtype``."""
+    check_positive("sigma", sigma)
+    grid = jnp.asarray(grid, dtype=dtype)
+    if grid.ndim != 1:
+        raise ValueError(f"grid must be 1-D, got shape {grid.shape}")
+    return grid
 
 
 @jit_fast_compile(static_argnames=("order", "reortho"))
@@ -344,5 +350,5 @@ def spectral_density(op: LinearOperator, grid, sigma: float, num_probes: int = 2
       >>> [round(x, 4) for x in d.density.tolist()[::20]]       # t = 0, 1, 2, 3, 4: 1/(3σ√(2π)) = 1.3298 at λ
       [0.0, 1.3298, 1.3298, 1.3298, 0.0]
     """
-    check_positive("sigma", sigma)
+    _density_grid(grid, sigma, op.dtype)  # bad arguments fail before the Lanczos runs
     return gauss_quadrature(op, num_probes, order, key, reortho=reortho).density(grid, sigma)
