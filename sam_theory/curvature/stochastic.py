@@ -194,10 +194,10 @@ def trace(op: LinearOperator, method: str = "hutchinson", num_samples: int = 30,
                    meta_fields=["size", "num_probes", "order"])
 @dataclasses.dataclass(frozen=True)
 class GaussQuadrature:
-    """The stochastic Lanczos quadrature of an operator: for probe j, zⱼᵀ f(A) zⱼ ≈ Σ_i ``weights[j, i]``
-    f(``nodes[j, i]``), with nodes θ the eigenvalues of that probe's Lanczos T_m and weights ‖z‖²τ² (τ the first
-    components of T_m's eigenvectors; ‖z‖² = p for Rademacher probes). One Lanczos run per probe serves every f:
-    `trace` gives tr f(A) ± SE, `density` the smoothed spectral density.
+    """The stochastic Lanczos quadrature of an operator (THEORY.md §4): for probe j,
+    zⱼᵀ f(A) zⱼ ≈ Σ_i ``weights[j, i]`` f(``nodes[j, i]``), with nodes θ the eigenvalues of that probe's Lanczos
+    T_m and weights ‖z‖²τ² (τ the first components of T_m's eigenvectors; ‖z‖² = p for Rademacher probes). One
+    Lanczos run per probe serves every f: `trace` gives tr f(A) ± SE, `density` the smoothed spectral density.
 
     Example:
       >>> import jax.numpy as jnp
@@ -219,8 +219,8 @@ class GaussQuadrature:
     order: int
 
     def trace(self, f: Callable) -> SLQResult:
-        """tr f(A) ± SE: the probe mean of Σ_i w_i f(θ_i); ``f`` elementwise, or onto a trailing axis of several
-        functions. Exact per probe for polynomials of degree ≤ 2·order − 1.
+        """tr f(A) ± SE (THEORY.md §4): the probe mean of Σ_i w_i f(θ_i); ``f`` elementwise, or onto a trailing
+        axis of several functions. Exact per probe for polynomials of degree ≤ 2·order − 1.
 
         Example:
           >>> import jax.numpy as jnp
@@ -235,7 +235,7 @@ class GaussQuadrature:
         return SLQResult(*_quadrature_trace(self.nodes, self.weights, f), self.num_probes, self.order)
 
     def density(self, grid, sigma: float) -> SpectralDensity:
-        """φ_σ(t) on ``grid``: the probe mean of Σ_i τ_i² N(t; θ_i, σ²), with its pointwise SE.
+        """φ_σ(t) on ``grid`` (THEORY.md §4): the probe mean of Σ_i τ_i² N(t; θ_i, σ²), with its pointwise SE.
 
         Example:
           >>> import jax.numpy as jnp
